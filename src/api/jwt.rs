@@ -1,0 +1,77 @@
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use crate::error::{AuthError, Result};
+use crate::jwt::keys::{parse_algorithm, parse_single_key};
+use crate::jwt::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions};
+use crate::jwt::{keys::parse_keys, sign::sign};
+use crate::keyring;
+use crate::sqlstate::OrRaise;
+
+fn required<T>(value: Option<T>, name: &'static str) -> Result<T> {
+    value.ok_or(AuthError::NullArgument(name))
+}
+
+/// Signs `claims` with an explicit key: an HMAC secret (HS256 unless `algorithm` says HS384/512),
+/// a private PEM (RSA, P-256, P-384, Ed25519) or an `oct` JWK.
+#[pg_extern(stable, parallel_safe, name = "sign_jwt")]
+fn sign_jwt_with_key(claims: Option<JsonB>, key: Option<&str>, algorithm: default!(Option<&str>, "NULL")) -> String {
+    sign_with_key(claims, key, algorithm).or_raise()
+}
+
+fn sign_with_key(claims: Option<JsonB>, key: Option<&str>, algorithm: Option<&str>) -> Result<String> {
+    let claims = required(claims, "claims")?.0;
+    let key = parse_single_key(required(key, "key")?)?;
+    let alg = algorithm.map(parse_algorithm).transpose()?;
+    sign(&claims, &key, alg)
+}
+
+/// Signs `claims` with the newest active key of the ring; the header names its `kid`.
+/// Not executable by PUBLIC (see sql/grants.sql): whoever may call it can mint any token.
+#[pg_extern(volatile, parallel_safe, name = "sign_jwt")]
+fn sign_jwt_with_ring(claims: Option<JsonB>) -> String {
+    sign_with_ring(claims).or_raise()
+}
+
+fn sign_with_ring(claims: Option<JsonB>) -> Result<String> {
+    let claims = required(claims, "claims")?.0;
+    keyring::ring()?.sign(&claims, keyring::now())
+}
+
+/// Verifies `token` and returns its claims. With `key` NULL the key ring is used (kid first);
+/// otherwise `key` is a secret, PEM, JWK or JWKS. `options`: audience, issuer, leeway, required,
+/// algorithms (see README).
+#[pg_extern(stable, parallel_safe)]
+fn verify_jwt(
+    token: Option<&str>,
+    key: default!(Option<&str>, "NULL"),
+    options: default!(Option<JsonB>, "NULL"),
+) -> JsonB {
+    JsonB(Value::Object(verify(token, key, options).or_raise()))
+}
+
+fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonB>) -> Result<serde_json::Map<String, Value>> {
+    let token = required(token, "token")?;
+    let options = VerifyOptions::from_json(&options.map(|o| o.0).unwrap_or(Value::Null))?;
+    let Some(key) = key else {
+        return keyring::ring()?.verify(token, &options, keyring::now());
+    };
+    let header = inspect(token)?;
+    let keys = parse_keys(key)?;
+    let key = match &header.kid {
+        _ if keys.len() == 1 => &keys[0],
+        Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| {
+            AuthError::UnknownKid(format!("kid \"{}\" is not in the given JWKS", crate::jwt::keys::truncate(kid, 64)))
+        })?,
+        None => return Err(AuthError::UnknownKid("token has no kid, and the JWKS holds several keys".into())),
+    };
+    verify_with_key(token, &header, key, &options)
+}
+
+/// Header and payload of a token WITHOUT checking its signature or claims: for debugging only,
+/// never for deciding who someone is.
+#[pg_extern(immutable, parallel_safe)]
+fn decode_jwt_unverified(token: Option<&str>) -> JsonB {
+    JsonB(required(token, "token").and_then(decode_unverified).or_raise())
+}

@@ -1,0 +1,5 @@
+//! The SQL-facing functions: thin wrappers that turn arguments into calls of the pure core and
+//! results or errors back into SQL.
+
+mod jwt;
+pub(crate) mod keys;

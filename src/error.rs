@@ -1,0 +1,60 @@
+//! The one error type of pg_auth. Pure: no pgrx here. `crate::sqlstate` maps each
+//! variant to its documented SQLSTATE and raises it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Not a compact JWS: wrong number of segments, bad base64url, header or payload not JSON.
+    MalformedToken(String),
+    TokenTooLarge { size: usize, max: usize },
+    BadSignature,
+    Expired,
+    /// `nbf` or `iat` lies in the future (beyond the leeway).
+    NotYetValid(&'static str),
+    WrongAudience,
+    WrongIssuer,
+    MissingClaim(String),
+    /// A registered claim has the wrong type, e.g. `"exp": "tomorrow"`.
+    InvalidClaim(String),
+    UnknownKid(String),
+    AlgorithmNotAllowed(String),
+    InvalidKey(String),
+    /// The key ring holds no key that may sign right now.
+    NoSigningKey,
+    /// A function argument is out of its domain (unknown option, bad algorithm name...).
+    InvalidArgument(String),
+    NullArgument(&'static str),
+}
+
+pub type Result<T> = std::result::Result<T, AuthError>;
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::MalformedToken(why) => write!(f, "malformed token: {why}"),
+            AuthError::TokenTooLarge { size, max } => {
+                write!(f, "token too large: {size} bytes, at most {max} are accepted")
+            }
+            AuthError::BadSignature => f.write_str("invalid token signature"),
+            AuthError::Expired => f.write_str("token has expired"),
+            AuthError::NotYetValid(claim) => {
+                write!(f, "token is not valid yet: \"{claim}\" is in the future")
+            }
+            AuthError::WrongAudience => f.write_str("token audience (\"aud\") is not accepted"),
+            AuthError::WrongIssuer => f.write_str("token issuer (\"iss\") is not accepted"),
+            AuthError::MissingClaim(c) => write!(f, "token lacks the required claim \"{c}\""),
+            AuthError::InvalidClaim(c) => write!(f, "token claim \"{c}\" has an invalid value"),
+            AuthError::UnknownKid(why) => write!(f, "no key to verify this token: {why}"),
+            AuthError::AlgorithmNotAllowed(why) => write!(f, "algorithm not allowed: {why}"),
+            AuthError::InvalidKey(why) => write!(f, "invalid key: {why}"),
+            AuthError::NoSigningKey => f.write_str(
+                "the key ring has no active signing key; add one with auth.generate_key('ES256')",
+            ),
+            AuthError::InvalidArgument(why) => f.write_str(why),
+            AuthError::NullArgument(name) => write!(f, "argument \"{name}\" must not be NULL"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}

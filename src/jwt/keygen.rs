@@ -1,0 +1,61 @@
+//! Generating keys inside the database, from the operating system's CSPRNG.
+//! The result is key text that `keys::parse_keys` reads back: a secret or a PKCS#8 PEM.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+use crate::error::{AuthError, Result};
+
+pub const RSA_BITS: usize = 2048;
+
+/// Random bytes from the OS, base64url-encoded: for HMAC secrets, key ids and (later) session tokens.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    B64.encode(buf)
+}
+
+/// Generates private key text for `alg`. HMAC secrets carry as many random bits as the hash.
+pub fn generate_key_text(alg: Algorithm) -> Result<String> {
+    let pem = match alg {
+        Algorithm::HS256 => return Ok(random_token(32)),
+        Algorithm::HS384 => return Ok(random_token(48)),
+        Algorithm::HS512 => return Ok(random_token(64)),
+        Algorithm::ES256 => p256::SecretKey::random(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
+        Algorithm::ES384 => p384::SecretKey::random(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
+        Algorithm::EdDSA => ed25519_dalek::SigningKey::generate(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
+        _ => {
+            let key = rsa::RsaPrivateKey::new(&mut OsRng, RSA_BITS)
+                .map_err(|e| AuthError::InvalidKey(format!("RSA key generation failed: {e}")))?;
+            key.to_pkcs8_pem(LineEnding::LF)
+        }
+    };
+    pem.map(|p| p.to_string())
+        .map_err(|e| AuthError::InvalidKey(format!("key encoding failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::keys::parse_single_key;
+
+    #[test]
+    fn every_generated_key_parses_back_with_a_signing_half() {
+        for alg in [Algorithm::HS256, Algorithm::HS512, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::PS256] {
+            let key = parse_single_key(&generate_key_text(alg).unwrap()).unwrap();
+            assert!(key.algorithms.contains(&alg), "{alg:?}");
+            assert!(key.sign.is_some(), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn random_tokens_differ_and_carry_256_bits() {
+        let (a, b) = (random_token(32), random_token(32));
+        assert_ne!(a, b);
+        assert_eq!(B64.decode(a).unwrap().len(), 32);
+    }
+}

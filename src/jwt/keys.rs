@@ -1,0 +1,469 @@
+//! Turning key text (an HMAC secret, a PEM, a JWK or a JWKS) into keys that can verify and
+//! perhaps sign. Every key is fully parsed and checked here, once, so that verifying a token never
+//! parses key material again and a broken key is reported when it is added, not when it is used.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Map, Value};
+
+use crate::error::{AuthError, Result};
+
+/// PostgREST's rule for HMAC secrets, and RFC 7518's minimum for HS256.
+pub const MIN_SECRET_LEN: usize = 32;
+pub const MIN_RSA_BITS: usize = 2048;
+/// Bounds the work spent on a key argument (a JWKS of a few dozen RSA keys fits easily).
+pub const MAX_KEY_TEXT_LEN: usize = 256 * 1024;
+
+/// One parsed key: what it may verify, and its signing half when we hold the private key.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: Option<String>,
+    /// The algorithms this key may be used with, most usual first. Never empty; all of one family.
+    pub algorithms: Vec<Algorithm>,
+    pub verify: DecodingKey,
+    pub sign: Option<EncodingKey>,
+    /// The public half as a JWK (`kty` and its parameters only); `None` for HMAC secrets.
+    pub public_jwk: Option<Map<String, Value>>,
+}
+
+impl Key {
+    pub fn family(&self) -> AlgorithmFamily {
+        self.algorithms[0].family()
+    }
+
+    /// The algorithm comes from the key: a token or caller may only pick among the key's own.
+    pub fn check_allows(&self, alg: Algorithm) -> Result<()> {
+        if self.algorithms.contains(&alg) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = self.algorithms.iter().map(|a| alg_name(*a)).collect();
+        Err(AuthError::AlgorithmNotAllowed(format!(
+            "{} cannot be used with this {} key, which allows only {}",
+            alg_name(alg),
+            family_name(self.family()),
+            allowed.join(", ")
+        )))
+    }
+
+    /// Narrows the key to one algorithm, which must be one it allows.
+    pub fn restrict_to(mut self, alg: Algorithm) -> Result<Key> {
+        self.check_allows(alg)?;
+        self.algorithms = vec![alg];
+        Ok(self)
+    }
+
+    /// The public JWK as published by `auth.jwks()`: with `kid`, `alg` and `use`.
+    pub fn published_jwk(&self) -> Option<Value> {
+        let mut jwk = self.public_jwk.clone()?;
+        if let Some(kid) = &self.kid {
+            jwk.insert("kid".into(), json!(kid));
+        }
+        if self.algorithms.len() == 1 {
+            jwk.insert("alg".into(), json!(alg_name(self.algorithms[0])));
+        }
+        jwk.insert("use".into(), json!("sig"));
+        Some(Value::Object(jwk))
+    }
+}
+
+pub fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+pub fn family_name(family: AlgorithmFamily) -> &'static str {
+    match family {
+        AlgorithmFamily::Hmac => "HMAC",
+        AlgorithmFamily::Rsa => "RSA",
+        AlgorithmFamily::Ec => "EC",
+        AlgorithmFamily::Ed => "Ed25519",
+    }
+}
+
+/// Parses an algorithm name as written in a JWT header or by a user (`"none"` is refused).
+pub fn parse_algorithm(name: &str) -> Result<Algorithm> {
+    name.parse::<Algorithm>().map_err(|_| {
+        AuthError::AlgorithmNotAllowed(format!(
+            "\"{}\" is not one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, \
+             ES256, ES384, EdDSA",
+            truncate(name, 40)
+        ))
+    })
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Parses key text. A JWKS gives one key per usable entry; anything else gives exactly one.
+pub fn parse_keys(text: &str) -> Result<Vec<Key>> {
+    if text.len() > MAX_KEY_TEXT_LEN {
+        return Err(AuthError::InvalidKey(format!(
+            "key text is {} bytes, at most {MAX_KEY_TEXT_LEN} are accepted",
+            text.len()
+        )));
+    }
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        let value: Value = serde_json::from_str(trimmed)
+            .map_err(|e| AuthError::InvalidKey(format!("key looks like JSON but is not: {e}")))?;
+        return match value.get("keys") {
+            Some(keys) => parse_jwks(keys),
+            None => Ok(vec![parse_jwk(&value)?]),
+        };
+    }
+    if trimmed.starts_with("-----BEGIN") {
+        return Ok(vec![parse_pem(trimmed)?]);
+    }
+    Ok(vec![hmac_key(text.as_bytes())?])
+}
+
+/// Parses key text that must describe exactly one key (a JWKS with one usable key is fine).
+pub fn parse_single_key(text: &str) -> Result<Key> {
+    let mut keys = parse_keys(text)?;
+    if keys.len() != 1 {
+        return Err(AuthError::InvalidKey(format!(
+            "expected one key, the JWKS holds {}",
+            keys.len()
+        )));
+    }
+    Ok(keys.remove(0))
+}
+
+fn hmac_key(secret: &[u8]) -> Result<Key> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(AuthError::InvalidKey(format!(
+            "an HMAC secret needs at least {MIN_SECRET_LEN} characters, this one has {}",
+            secret.len()
+        )));
+    }
+    Ok(Key {
+        kid: None,
+        algorithms: AlgorithmFamily::Hmac.algorithms().to_vec(),
+        verify: DecodingKey::from_secret(secret),
+        sign: Some(EncodingKey::from_secret(secret)),
+        public_jwk: None,
+    })
+}
+
+// ---- PEM ----------------------------------------------------------------------------------
+
+fn parse_pem(text: &str) -> Result<Key> {
+    let block = pem::parse(text).map_err(|e| AuthError::InvalidKey(format!("bad PEM: {e}")))?;
+    let der = block.contents();
+    match block.tag() {
+        "PRIVATE KEY" => private_pkcs8(der),
+        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(der)
+            .map_err(|e| invalid("RSA private key", e))
+            .and_then(rsa_private),
+        "EC PRIVATE KEY" => ec_private_sec1(der),
+        "PUBLIC KEY" => public_spki(der),
+        "RSA PUBLIC KEY" => rsa::RsaPublicKey::from_pkcs1_der(der)
+            .map_err(|e| invalid("RSA public key", e))
+            .and_then(|k| rsa_public(&k)),
+        other => Err(AuthError::InvalidKey(format!(
+            "PEM block \"{}\" is not a key; expected PRIVATE KEY, PUBLIC KEY, RSA PRIVATE KEY, \
+             RSA PUBLIC KEY or EC PRIVATE KEY",
+            truncate(other, 40)
+        ))),
+    }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> AuthError {
+    AuthError::InvalidKey(format!("not a valid {what}: {e}"))
+}
+
+fn private_pkcs8(der: &[u8]) -> Result<Key> {
+    if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
+        return rsa_private(k);
+    }
+    if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
+        return p256_private(&k);
+    }
+    if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
+        return p384_private(&k);
+    }
+    if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_der(der) {
+        return ed25519_private(&k);
+    }
+    Err(AuthError::InvalidKey(
+        "PKCS#8 private key is not RSA, P-256, P-384 or Ed25519 (or is damaged)".into(),
+    ))
+}
+
+fn ec_private_sec1(der: &[u8]) -> Result<Key> {
+    if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+        return p256_private(&k);
+    }
+    if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+        return p384_private(&k);
+    }
+    Err(AuthError::InvalidKey("EC private key is not on P-256 or P-384 (or is damaged)".into()))
+}
+
+fn public_spki(der: &[u8]) -> Result<Key> {
+    if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(der) {
+        return rsa_public(&k);
+    }
+    if let Ok(k) = p256::PublicKey::from_public_key_der(der) {
+        return ec_public(k.to_encoded_point(false).as_bytes(), "P-256");
+    }
+    if let Ok(k) = p384::PublicKey::from_public_key_der(der) {
+        return ec_public(k.to_encoded_point(false).as_bytes(), "P-384");
+    }
+    if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
+        return ed25519_public(&k);
+    }
+    Err(AuthError::InvalidKey(
+        "public key is not RSA, P-256, P-384 or Ed25519 (or is damaged)".into(),
+    ))
+}
+
+fn rsa_private(k: rsa::RsaPrivateKey) -> Result<Key> {
+    k.validate().map_err(|e| invalid("RSA private key", e))?;
+    let mut key = rsa_public(&k.to_public_key())?;
+    let der = k.to_pkcs1_der().map_err(|e| invalid("RSA private key", e))?;
+    key.sign = Some(EncodingKey::from_rsa_der(der.as_bytes()));
+    Ok(key)
+}
+
+fn rsa_public(k: &rsa::RsaPublicKey) -> Result<Key> {
+    let bits = k.size() * 8;
+    if bits < MIN_RSA_BITS {
+        return Err(AuthError::InvalidKey(format!(
+            "RSA key has {bits} bits, at least {MIN_RSA_BITS} are required"
+        )));
+    }
+    let (n, e) = (k.n().to_bytes_be(), k.e().to_bytes_be());
+    Ok(Key {
+        kid: None,
+        algorithms: AlgorithmFamily::Rsa.algorithms().to_vec(),
+        verify: DecodingKey::from_rsa_raw_components(&n, &e),
+        sign: None,
+        public_jwk: Some(jwk_map(json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}))),
+    })
+}
+
+fn p256_private(k: &p256::SecretKey) -> Result<Key> {
+    let der = k.to_pkcs8_der().map_err(|e| invalid("P-256 private key", e))?;
+    let mut key = ec_public(k.public_key().to_encoded_point(false).as_bytes(), "P-256")?;
+    key.sign = Some(EncodingKey::from_ec_der(der.as_bytes()));
+    Ok(key)
+}
+
+fn p384_private(k: &p384::SecretKey) -> Result<Key> {
+    let der = k.to_pkcs8_der().map_err(|e| invalid("P-384 private key", e))?;
+    let mut key = ec_public(k.public_key().to_encoded_point(false).as_bytes(), "P-384")?;
+    key.sign = Some(EncodingKey::from_ec_der(der.as_bytes()));
+    Ok(key)
+}
+
+/// `point` is an uncompressed SEC1 point (0x04 || x || y) already checked to be on `curve`.
+fn ec_public(point: &[u8], curve: &str) -> Result<Key> {
+    let (alg, half) = match curve {
+        "P-256" => (Algorithm::ES256, 32),
+        _ => (Algorithm::ES384, 48),
+    };
+    let (x, y) = (&point[1..1 + half], &point[1 + half..]);
+    Ok(Key {
+        kid: None,
+        algorithms: vec![alg],
+        verify: DecodingKey::from_ec_der(point),
+        sign: None,
+        public_jwk: Some(jwk_map(
+            json!({"kty": "EC", "crv": curve, "x": B64.encode(x), "y": B64.encode(y)}),
+        )),
+    })
+}
+
+fn ed25519_private(k: &ed25519_dalek::SigningKey) -> Result<Key> {
+    let der = k.to_pkcs8_der().map_err(|e| invalid("Ed25519 private key", e))?;
+    let mut key = ed25519_public(&k.verifying_key())?;
+    key.sign = Some(EncodingKey::from_ed_der(der.as_bytes()));
+    Ok(key)
+}
+
+fn ed25519_public(k: &ed25519_dalek::VerifyingKey) -> Result<Key> {
+    Ok(Key {
+        kid: None,
+        algorithms: vec![Algorithm::EdDSA],
+        verify: DecodingKey::from_ed_der(k.as_bytes()),
+        sign: None,
+        public_jwk: Some(jwk_map(
+            json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(k.as_bytes())}),
+        )),
+    })
+}
+
+fn jwk_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+// ---- JWK / JWKS ---------------------------------------------------------------------------
+
+fn parse_jwks(keys: &Value) -> Result<Vec<Key>> {
+    let entries = keys
+        .as_array()
+        .ok_or_else(|| AuthError::InvalidKey("JWKS \"keys\" must be an array".into()))?;
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        // An identity provider's JWKS may also list encryption keys; they never verify a JWS.
+        if entry.get("use").and_then(Value::as_str) == Some("enc") {
+            continue;
+        }
+        out.push(parse_jwk(entry)?);
+    }
+    if out.is_empty() {
+        return Err(AuthError::InvalidKey("JWKS holds no signing key".into()));
+    }
+    Ok(out)
+}
+
+fn jwk_str<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| AuthError::InvalidKey(format!("JWK lacks the string member \"{name}\"")))
+}
+
+fn jwk_bytes(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>> {
+    let text = jwk_str(jwk, name)?;
+    B64.decode(text.trim_end_matches('='))
+        .map_err(|_| AuthError::InvalidKey(format!("JWK member \"{name}\" is not base64url")))
+}
+
+/// Parses one JWK. A private JWK is used for its public half only, except `oct` (HMAC).
+pub fn parse_jwk(value: &Value) -> Result<Key> {
+    let jwk = value
+        .as_object()
+        .ok_or_else(|| AuthError::InvalidKey("a JWK must be a JSON object".into()))?;
+    let key = match jwk_str(jwk, "kty")? {
+        "oct" => hmac_key(&jwk_bytes(jwk, "k")?)?,
+        "RSA" => {
+            let n = rsa::BigUint::from_bytes_be(&jwk_bytes(jwk, "n")?);
+            let e = rsa::BigUint::from_bytes_be(&jwk_bytes(jwk, "e")?);
+            let k = rsa::RsaPublicKey::new(n, e).map_err(|e| invalid("RSA JWK", e))?;
+            rsa_public(&k)?
+        }
+        "EC" => {
+            let mut point = vec![0x04];
+            point.extend(jwk_bytes(jwk, "x")?);
+            point.extend(jwk_bytes(jwk, "y")?);
+            match jwk_str(jwk, "crv")? {
+                "P-256" => p256::PublicKey::from_sec1_bytes(&point)
+                    .map_err(|e| invalid("P-256 JWK", e))
+                    .and_then(|_| ec_public(&point, "P-256"))?,
+                "P-384" => p384::PublicKey::from_sec1_bytes(&point)
+                    .map_err(|e| invalid("P-384 JWK", e))
+                    .and_then(|_| ec_public(&point, "P-384"))?,
+                other => {
+                    return Err(AuthError::InvalidKey(format!(
+                        "EC curve \"{}\" is not supported (P-256, P-384)",
+                        truncate(other, 40)
+                    )))
+                }
+            }
+        }
+        "OKP" => {
+            if jwk_str(jwk, "crv")? != "Ed25519" {
+                return Err(AuthError::InvalidKey("OKP keys must be on curve Ed25519".into()));
+            }
+            let bytes: [u8; 32] = jwk_bytes(jwk, "x")?
+                .try_into()
+                .map_err(|_| AuthError::InvalidKey("Ed25519 \"x\" must be 32 bytes".into()))?;
+            let k = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|e| invalid("Ed25519 JWK", e))?;
+            ed25519_public(&k)?
+        }
+        other => {
+            return Err(AuthError::InvalidKey(format!(
+                "JWK key type \"{}\" is not supported (oct, RSA, EC, OKP)",
+                truncate(other, 40)
+            )))
+        }
+    };
+    let key = match jwk.get("alg").and_then(Value::as_str) {
+        Some(alg) => key.restrict_to(parse_algorithm(alg)?)?,
+        None => key,
+    };
+    Ok(Key { kid: jwk.get("kid").and_then(Value::as_str).map(str::to_string), ..key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_secret_is_refused() {
+        let err = parse_keys("too short").err().unwrap();
+        assert!(matches!(err, AuthError::InvalidKey(m) if m.contains("at least 32")));
+    }
+
+    #[test]
+    fn secret_gives_hmac_family() {
+        let key = parse_single_key(&"s".repeat(32)).unwrap();
+        assert_eq!(key.algorithms, vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+        assert!(key.sign.is_some() && key.public_jwk.is_none());
+    }
+
+    #[test]
+    fn jwk_alg_narrows_the_key() {
+        let jwk = json!({"kty": "oct", "k": B64.encode([7u8; 32]), "alg": "HS384", "kid": "a"});
+        let key = parse_jwk(&jwk).unwrap();
+        assert_eq!(key.algorithms, vec![Algorithm::HS384]);
+        assert_eq!(key.kid.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn jwk_alg_of_another_family_is_refused() {
+        let jwk = json!({"kty": "oct", "k": B64.encode([7u8; 32]), "alg": "RS256"});
+        assert!(matches!(parse_jwk(&jwk), Err(AuthError::AlgorithmNotAllowed(_))));
+    }
+
+    #[test]
+    fn ec_point_off_the_curve_is_refused() {
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode([1u8; 32]), "y": B64.encode([2u8; 32])});
+        assert!(matches!(parse_jwk(&jwk), Err(AuthError::InvalidKey(_))));
+    }
+
+    #[test]
+    fn jwks_skips_encryption_keys_and_needs_one_signing_key() {
+        let enc = json!({"keys": [{"kty": "oct", "k": B64.encode([7u8; 32]), "use": "enc"}]});
+        assert!(parse_keys(&enc.to_string()).is_err());
+    }
+
+    #[test]
+    fn none_is_not_an_algorithm() {
+        assert!(matches!(parse_algorithm("none"), Err(AuthError::AlgorithmNotAllowed(_))));
+    }
+
+    #[test]
+    fn certificate_pem_is_refused_clearly() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = parse_keys(pem).err().unwrap();
+        assert!(err.to_string().contains("is not a key"), "{err}");
+    }
+}

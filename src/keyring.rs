@@ -1,0 +1,131 @@
+//! The key ring's per-backend cache. Rows of `auth.keys` are parsed once and kept until a
+//! relcache invalidation for the table says they changed: the statement trigger on `auth.keys`
+//! sends one on every write, and PostgreSQL delivers it to every backend at its next transaction.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::pg_sys;
+
+use crate::error::AuthError;
+use crate::jwt::ring::{KeyRing, RingKey};
+
+thread_local! {
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static KEYS_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    static CACHE: RefCell<Option<(u64, Rc<KeyRing>)>> = const { RefCell::new(None) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid || relid == KEYS_OID.get() {
+        GENERATION.set(GENERATION.get() + 1);
+    }
+}
+
+/// Called from `_PG_init`.
+pub fn register_invalidation_callback() {
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
+}
+
+/// The current ring, loading it if a change was signalled since the last load.
+pub fn ring() -> crate::error::Result<Rc<KeyRing>> {
+    let generation = GENERATION.get();
+    if let Some((seen, ring)) = CACHE.with_borrow(|c| c.clone()) {
+        if seen == generation {
+            return Ok(ring);
+        }
+    }
+    // An invalidation arriving while we load bumps GENERATION again, so the next call reloads.
+    let ring = Rc::new(load()?);
+    CACHE.set(Some((generation, ring.clone())));
+    Ok(ring)
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Runs as the owner of `auth.keys` for the duration of one fixed SELECT, the way a SECURITY
+/// DEFINER function would: callers never get read access to key material, yet every role can
+/// verify tokens and `auth.authenticate` (which must run as the caller to switch roles) can too.
+struct AsOwner {
+    user: pg_sys::Oid,
+    context: i32,
+}
+
+impl AsOwner {
+    fn switch(owner: pg_sys::Oid) -> AsOwner {
+        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+            let restricted = (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32;
+            pg_sys::SetUserIdAndSecContext(owner, context | restricted);
+        }
+        AsOwner { user, context }
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
+    }
+}
+
+fn keys_table() -> crate::error::Result<(pg_sys::Oid, pg_sys::Oid)> {
+    let found = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
+        "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c \
+         WHERE c.oid = pg_catalog.to_regclass('auth.keys')",
+    );
+    match found {
+        Ok((Some(oid), Some(owner))) => Ok((oid, owner)),
+        _ => Err(AuthError::InvalidKey("table auth.keys is missing; is pg_auth installed in this database?".into())),
+    }
+}
+
+fn load() -> crate::error::Result<KeyRing> {
+    let (oid, owner) = keys_table()?;
+    KEYS_OID.set(oid);
+    let _as_owner = AsOwner::switch(owner);
+    let rows = Spi::connect(|client| {
+        let table = client.select(
+            "SELECT kid, algorithm, secret, public_jwk::text, \
+                    extract(epoch FROM active_from)::float8, extract(epoch FROM retire_after)::float8 \
+             FROM auth.keys ORDER BY active_from DESC, created_at DESC",
+            None,
+            &[],
+        )?;
+        let mut rows = Vec::new();
+        for row in table {
+            rows.push((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?,
+                row.get::<String>(4)?,
+                row.get::<f64>(5)?.unwrap_or(0.0),
+                row.get::<f64>(6)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(rows)
+    })
+    .map_err(|e| AuthError::InvalidKey(format!("cannot read auth.keys: {e}")))?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for (kid, alg, secret, jwk, from, until) in rows {
+        match RingKey::from_row(&kid, &alg, secret.as_deref(), jwk.as_deref(), from, until) {
+            Ok(key) => keys.push(key),
+            Err(e) => pgrx::warning!("pg_auth: key \"{kid}\" in auth.keys is skipped: {e}"),
+        }
+    }
+    Ok(KeyRing::new(keys))
+}
+
+/// Statement trigger on `auth.keys`: tells every backend (this one included) to reload the ring.
+#[pg_trigger]
+pub(crate) fn keys_changed<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    let relid = trigger.relation()?.oid();
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(None)
+}
