@@ -1,0 +1,11 @@
+CREATE EXTENSION pg_auth;
+-- err(sql): runs sql and shows the SQLSTATE and message it fails with.
+CREATE FUNCTION public.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+SELECT extname, extrelocatable, nspname FROM pg_extension JOIN pg_namespace n ON n.oid = extnamespace WHERE extname = 'pg_auth';

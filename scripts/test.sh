@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything a bare Debian 12 machine lacks and runs every test:
+#   1. cargo pgrx test   – plain-Rust unit tests of the core and in-backend #[pg_test]s
+#   2. pg_regress        – SQL-level tests in pg_test/ against a real cluster
+#   3. pytest            – interoperability (PyJWT), hostile tokens, key rotation across
+#                          connections, end-to-end through the real PostgREST
+# Safe to run again; it reuses what is installed and recreates the test databases.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_packages
+ensure_pgrx
+ensure_python_env
+
+log "Unit and in-backend tests (cargo pgrx test)"
+pgrx_data="$RUN_DIR/pgrx-test"
+as_root mkdir -p "$pgrx_data" && as_root rm -rf "$pgrx_data/data" && as_root chown postgres "$pgrx_data"
+cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$pgrx_data/data"
+
+# `cargo pgrx test` installed its debug build; the remaining suites test the release build.
+install_extension
+start_cluster test 5499
+# A new .so is only loaded by new backends; restart so no stale library lingers.
+as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$RUN_DIR/test/data" -w restart -m fast >/dev/null
+
+log "SQL-level tests (pg_regress, pg_test/)"
+"$ROOT/pg_test/run.sh"
+
+log "Interoperability, hostile input and end-to-end tests (pytest)"
+export PG_AUTH_POSTGREST="$(ensure_postgrest)"
+"$ROOT/.venv/bin/python" -m pytest -q "$ROOT/tests" "$@"
