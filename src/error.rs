@@ -25,6 +25,12 @@ pub enum AuthError {
     /// A function argument is out of its domain (unknown option, bad algorithm name...).
     InvalidArgument(String),
     NullArgument(&'static str),
+    /// No token in the request and anonymous access is turned off.
+    NoCredentials,
+    /// The token's `jti` is on the revocation list.
+    Revoked,
+    /// The token names a role it may not switch to.
+    RoleNotAllowed(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -53,8 +59,22 @@ impl fmt::Display for AuthError {
             ),
             AuthError::InvalidArgument(why) => f.write_str(why),
             AuthError::NullArgument(name) => write!(f, "argument \"{name}\" must not be NULL"),
+            AuthError::NoCredentials => f.write_str("authentication required: no token in the request"),
+            AuthError::Revoked => f.write_str("token has been revoked"),
+            AuthError::RoleNotAllowed(why) => write!(f, "role not allowed: {why}"),
         }
     }
 }
 
 impl std::error::Error for AuthError {}
+
+impl AuthError {
+    /// The HTTP status PostgREST answers with when `auth.authenticate()` fails this way.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AuthError::RoleNotAllowed(_) => 403,
+            AuthError::InvalidKey(_) | AuthError::NoSigningKey | AuthError::InvalidArgument(_) | AuthError::NullArgument(_) => 500,
+            _ => 401,
+        }
+    }
+}

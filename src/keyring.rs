@@ -47,32 +47,6 @@ pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Runs as the owner of `auth.keys` for the duration of one fixed SELECT, the way a SECURITY
-/// DEFINER function would: callers never get read access to key material, yet every role can
-/// verify tokens and `auth.authenticate` (which must run as the caller to switch roles) can too.
-struct AsOwner {
-    user: pg_sys::Oid,
-    context: i32,
-}
-
-impl AsOwner {
-    fn switch(owner: pg_sys::Oid) -> AsOwner {
-        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-            let restricted = (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32;
-            pg_sys::SetUserIdAndSecContext(owner, context | restricted);
-        }
-        AsOwner { user, context }
-    }
-}
-
-impl Drop for AsOwner {
-    fn drop(&mut self) {
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.context) };
-    }
-}
-
 fn keys_table() -> crate::error::Result<(pg_sys::Oid, pg_sys::Oid)> {
     let found = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
         "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c \
@@ -87,7 +61,7 @@ fn keys_table() -> crate::error::Result<(pg_sys::Oid, pg_sys::Oid)> {
 fn load() -> crate::error::Result<KeyRing> {
     let (oid, owner) = keys_table()?;
     KEYS_OID.set(oid);
-    let _as_owner = AsOwner::switch(owner);
+    let _as_owner = crate::privileged::AsOwner::switch(owner);
     let rows = Spi::connect(|client| {
         let table = client.select(
             "SELECT kid, algorithm, secret, public_jwk::text, \

@@ -1,15 +1,27 @@
 //! pg_auth: JWT and session authentication for PostgreSQL and PostgREST, from SQL.
 //!
-//! Pure logic (no pgrx): `error`, `jwt`. The pgrx layer: `sqlstate` (errors to SQLSTATEs),
-//! `keyring` (per-backend cache of `auth.keys`), `api` (the SQL functions). SQL objects: `sql/`.
+//! The data's path: `request` (where the token comes from) → `jwt` (verification against the key
+//! ring) → `identity` (role claim and role rules) → `authenticate` (role switched, claims
+//! published) and `response` (HTTP-shaped errors and cookies).
+//! Pure logic, no pgrx: `error`, `request`, `jwt`, `identity`, `response`.
+//! The pgrx layer: `sqlstate` (errors to SQLSTATEs), `settings` (GUCs), `keyring` (per-backend
+//! cache of `auth.keys`), `privileged`, `revocation`, `authenticate`, `api` (SQL functions).
+//! SQL objects: `sql/`.
 
 use pgrx::prelude::*;
 
 pub mod error;
+pub mod identity;
 pub mod jwt;
+pub mod request;
+pub mod response;
 
 mod api;
+mod authenticate;
 mod keyring;
+mod privileged;
+mod revocation;
+mod settings;
 mod sqlstate;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -22,10 +34,13 @@ extension_sql_file!(
     name = "keys",
     requires = [keyring::keys_changed, api::keys::new_key_material, api::keys::describe_key]
 );
+extension_sql_file!("../sql/revocation.sql", name = "revocation");
+extension_sql_file!("../sql/identity.sql", name = "identity");
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    settings::define();
     keyring::register_invalidation_callback();
 }
 

@@ -22,6 +22,9 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::AlgorithmNotAllowed(_) => "PA011",
         AuthError::InvalidKey(_) => "PA012",
         AuthError::NoSigningKey => "PA013",
+        AuthError::Revoked => "PA014",
+        AuthError::NoCredentials => "28000",
+        AuthError::RoleNotAllowed(_) => "42501",
         AuthError::InvalidArgument(_) => "22023",
         AuthError::NullArgument(_) => "22004",
     }
@@ -37,7 +40,7 @@ fn hint(err: &AuthError) -> Option<&'static str> {
 }
 
 /// PostgreSQL's MAKE_SQLSTATE: five characters of six bits each.
-fn make_sqlstate(code: &str) -> c_int {
+pub fn make_sqlstate(code: &str) -> c_int {
     code.bytes().enumerate().fold(0, |acc, (i, ch)| acc + ((((ch - b'0') & 0x3F) as c_int) << (6 * i)))
 }
 
@@ -63,23 +66,27 @@ fn pg_string(s: &str) -> *mut c_char {
 /// leak): convert results with `or_raise` at the end of the SQL-facing function.
 pub fn raise(err: AuthError) -> ! {
     let code = make_sqlstate(sqlstate(&err));
-    raise_raw(code, &err.to_string(), None, hint(&err))
+    let (message, hint) = (err.to_string(), hint(&err));
+    drop(err);
+    raise_raw(code, message, None, hint)
 }
 
-/// Raises an error with any SQLSTATE (PostgREST's `PGRST` included), message, detail and hint.
-pub fn raise_raw(code: c_int, message: &str, detail: Option<&str>, hint: Option<&str>) -> ! {
-    let message = pg_string(message);
-    let detail = detail.map(pg_string);
-    let hint = hint.map(pg_string);
+/// Raises an error with any SQLSTATE (PostgREST's `PGRST` included). The strings are copied
+/// into PostgreSQL memory and dropped before `errfinish`, which does not return.
+pub fn raise_raw(code: c_int, message: String, detail: Option<String>, hint: Option<&str>) -> ! {
+    let message_c = pg_string(&message);
+    let detail_c = detail.as_deref().map(pg_string);
+    let hint_c = hint.map(pg_string);
+    drop((message, detail));
     let percent_s = c"%s".as_ptr();
     unsafe {
         errstart(pgrx::PgLogLevel::ERROR as c_int, std::ptr::null());
         errcode(code);
-        errmsg(percent_s, message);
-        if let Some(d) = detail {
+        errmsg(percent_s, message_c);
+        if let Some(d) = detail_c {
             errdetail(percent_s, d);
         }
-        if let Some(h) = hint {
+        if let Some(h) = hint_c {
             errhint(percent_s, h);
         }
         errfinish(c"pg_auth".as_ptr(), 0, std::ptr::null());

@@ -1,0 +1,180 @@
+//! `auth.authenticate()`: the request's token → verified claims → role switched and claims
+//! published, for the current transaction only. The decisions are made by the pure modules
+//! (`request`, `jwt`, `identity`, `response`); this file reads settings and the catalog and
+//! writes the two transaction-local settings.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB};
+use serde_json::{json, Map, Value};
+
+use crate::error::{AuthError, Result};
+use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
+use crate::jwt::verify::VerifyOptions;
+use crate::request::{Found, Request, Source};
+use crate::response::{pgrst_error, CookieSpec};
+use crate::settings::{self as s, text};
+use crate::sqlstate::OrRaise;
+use crate::{keyring, sqlstate};
+
+/// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
+/// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
+#[pg_extern(volatile, name = "authenticate")]
+fn authenticate_request() {
+    let request = Request::from_settings(
+        setting("request.headers").as_deref(),
+        setting("request.cookies").as_deref(),
+        setting("request.jwt.claims").as_deref(),
+    );
+    let outcome = from_request(&request);
+    if let Err((err, source)) = outcome {
+        let cookie = (source == Some(Source::Cookie)).then(cookie_spec);
+        if request.from_postgrest() {
+            let code = sqlstate::sqlstate(&err);
+            let (message, detail) = pgrst_error(&err, code, cookie.as_ref());
+            drop((err, cookie, request));
+            sqlstate::raise_raw(pgrst_code(), message, Some(detail), None);
+        }
+        drop((cookie, request));
+        sqlstate::raise(err);
+    }
+}
+
+/// For any SQL client: the same checks and effects for the current transaction, with `token`
+/// (NULL for anonymous). Returns the published claims.
+#[pg_extern(volatile, name = "authenticate")]
+fn authenticate_token(token: Option<&str>) -> JsonB {
+    let found = match token.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => Found::Token(t.to_string(), Source::Header),
+        None => Found::Nothing,
+    };
+    JsonB(Value::Object(establish(found).or_raise()))
+}
+
+fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option<Source>)> {
+    let sources = text(&s::TOKEN_SOURCES).unwrap_or_default();
+    let sources = Source::parse_list(&sources).map_err(|e| (e, None))?;
+    let cookie = text(&s::COOKIE_NAME).unwrap_or_default();
+    let header = text(&s::HEADER_NAME).unwrap_or_default();
+    let found = request.find_token(&sources, &cookie, &header);
+    let source = match &found {
+        Found::Token(_, source) => Some(*source),
+        _ => None,
+    };
+    establish(found).map(drop).map_err(|e| (e, source))
+}
+
+/// Verifies what was found and applies it: role (unless claims-only) and `request.jwt.claims`.
+fn establish(found: Found) -> Result<Map<String, Value>> {
+    let claims = match found {
+        Found::Token(token, _) => keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?,
+        Found::Verified(claims) => claims,
+        Found::Nothing => return anonymous(),
+    };
+    check_not_revoked(&claims)?;
+    let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
+    let role = match role_claim(&claims, &role_path)? {
+        Some(role) => Some(role.to_string()),
+        None => text(&s::ANON_ROLE),
+    };
+    if !s::CLAIMS_ONLY.get() {
+        if let Some(role) = role {
+            switch_role(&role)?;
+        }
+    }
+    set_local("request.jwt.claims", &Value::Object(claims.clone()).to_string());
+    Ok(claims)
+}
+
+fn anonymous() -> Result<Map<String, Value>> {
+    if !s::ANONYMOUS.get() {
+        return Err(AuthError::NoCredentials);
+    }
+    let Some(role) = text(&s::ANON_ROLE) else {
+        // Keep what the caller (PostgREST's db-anon-role) already set.
+        return Ok(Map::new());
+    };
+    if !s::CLAIMS_ONLY.get() {
+        switch_role(&role)?;
+    }
+    let claims = json!({ "role": role });
+    set_local("request.jwt.claims", &claims.to_string());
+    Ok(claims.as_object().cloned().unwrap_or_default())
+}
+
+fn verify_options() -> Result<VerifyOptions> {
+    let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    Ok(VerifyOptions {
+        audience: list(list_setting(text(&s::AUDIENCE).as_deref())),
+        issuer: list(list_setting(text(&s::ISSUER).as_deref())),
+        leeway: s::LEEWAY.get().max(0) as u64,
+        ..VerifyOptions::default()
+    })
+}
+
+fn switch_role(role: &str) -> Result<()> {
+    let facts = role_facts(role);
+    check_role(role, facts, &list_setting(text(&s::ALLOWED_ROLES).as_deref()))?;
+    set_local("role", role);
+    Ok(())
+}
+
+fn role_facts(role: &str) -> RoleFacts {
+    let Ok(name) = CString::new(role) else { return RoleFacts::default() };
+    unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        if oid == pg_sys::InvalidOid {
+            return RoleFacts::default();
+        }
+        let session = pg_sys::GetSessionUserId();
+        RoleFacts {
+            exists: true,
+            is_superuser: pg_sys::superuser_arg(oid),
+            is_authenticator: oid == session,
+            authenticator_is_member: pg_sys::is_member_of_role_nosuper(session, oid),
+        }
+    }
+}
+
+/// A `jti` on `auth.revoked_tokens` is refused, whichever source the token came from.
+fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else { return Ok(()) };
+    if crate::revocation::is_revoked(jti)? {
+        return Err(AuthError::Revoked);
+    }
+    Ok(())
+}
+
+/// Reads a setting that may not exist (PostgREST's `request.*` outside PostgREST).
+fn setting(name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+}
+
+/// `set_config(name, value, true)`: reverts at COMMIT or ROLLBACK, works in READ ONLY transactions.
+fn set_local(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else { return };
+    unsafe {
+        let context = if pg_sys::superuser() { pg_sys::GucContext::PGC_SUSET } else { pg_sys::GucContext::PGC_USERSET };
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            context,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+fn cookie_spec() -> CookieSpec {
+    CookieSpec { name: text(&s::COOKIE_NAME).unwrap_or_else(|| "access_token".into()), secure: s::COOKIE_SECURE.get() }
+}
+
+fn pgrst_code() -> i32 {
+    sqlstate::make_sqlstate("PGRST")
+}
