@@ -58,6 +58,6 @@ SELECT auth.verify_jwt(
 SELECT err(format('SELECT auth.verify_jwt(%L, %L)', auth.sign_jwt('{}', '{"kty":"oct","kid":"zz","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}'),
     '{"keys":[{"kty":"oct","kid":"a","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"},{"kty":"oct","kid":"b","k":"YW5vdGhlci1zZWNyZXQtdGhhdC1pcy1sb25nLWVub3VnaCE"}]}'));
 
--- Volatility: nothing that reads the clock or a table is IMMUTABLE.
-SELECT proname, pg_get_function_identity_arguments(oid) AS args, provolatile, prosecdef
+-- Volatility: nothing that reads the clock or a table is IMMUTABLE; definers pin search_path.
+SELECT proname, pg_get_function_identity_arguments(oid) AS args, provolatile, prosecdef, proconfig
 FROM pg_proc WHERE pronamespace = 'auth'::regnamespace ORDER BY 1, 2;
