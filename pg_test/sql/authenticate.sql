@@ -115,3 +115,6 @@ RESET ROLE;
 
 DROP TABLE tok;
 DROP ROLE regress_user, regress_other, regress_anon, regress_admin;
+-- Leave the ring as we found it for the next test file.
+DELETE FROM auth.keys WHERE kid = 'auth-hs';
+DELETE FROM auth.revoked_tokens;

@@ -1,0 +1,93 @@
+"""Shared fixtures for the pg_auth pytest suite.
+
+The suite runs against a live PostgreSQL 15 cluster with the release build of pg_auth installed
+(scripts/test.sh starts one on 127.0.0.1:5499). PGHOST, PGPORT and PGUSER override the defaults.
+A session fixture recreates the database `pg_auth_pytest` from scratch, so every run starts with
+an empty key ring.
+"""
+
+import os
+
+import psycopg
+import pytest
+
+PGHOST = os.environ.get("PGHOST", "127.0.0.1")
+PGPORT = os.environ.get("PGPORT", "5499")
+PGUSER = os.environ.get("PGUSER", "postgres")
+DBNAME = "pg_auth_pytest"
+
+
+def dsn(dbname=DBNAME):
+    return f"host={PGHOST} port={PGPORT} user={PGUSER} dbname={dbname} connect_timeout=10"
+
+
+def connect(dbname=DBNAME):
+    """A new autocommit connection (a new backend, hence a cold key-ring cache)."""
+    return psycopg.connect(dsn(dbname), autocommit=True)
+
+
+def one(conn, sql, params=()):
+    """The single value of a single-row, single-column query."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None, f"no row from {sql!r}"
+    return row[0]
+
+
+def assert_sqlstate(conn, expected, sql, params=()):
+    """Runs `sql` and asserts it fails with SQLSTATE `expected`; returns the error.
+
+    The whole error (message, detail, hint) is shown when the SQLSTATE differs, and a call that
+    succeeds fails the assertion with the value it returned.
+    """
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    except psycopg.Error as e:
+        assert e.sqlstate == expected, (
+            f"expected SQLSTATE {expected}, got {e.sqlstate}: {e}"
+            f" (detail: {e.diag.message_detail}, hint: {e.diag.message_hint})"
+        )
+        return e
+    raise AssertionError(f"expected SQLSTATE {expected}, but the call succeeded and returned {rows!r:.300}")
+
+
+def ensure_role(conn, name):
+    """CREATE ROLE name NOLOGIN unless it exists (roles are cluster-wide and survive runs)."""
+    conn.execute(
+        f"""DO $$ BEGIN CREATE ROLE {name} NOLOGIN;
+            EXCEPTION WHEN duplicate_object THEN NULL; END $$"""
+    )
+
+
+@pytest.fixture(scope="session")
+def database():
+    """Drops and recreates pg_auth_pytest with the extension installed; returns its DSN."""
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DBNAME}")
+    with connect() as c:
+        c.execute("CREATE EXTENSION pg_auth")
+        assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'")
+    return dsn()
+
+
+@pytest.fixture
+def conn(database):
+    """A fresh autocommit connection to pg_auth_pytest, as the superuser that owns auth.keys."""
+    c = connect()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def new_conn(database):
+    """Factory for further connections (each a separate backend); all are closed afterwards."""
+    opened = []
+
+    def make():
+        c = connect()
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        c.close()
