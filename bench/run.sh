@@ -27,6 +27,23 @@ log "Signing tokens with the key ring (HS256 $N_HS, RS256 $N_RS, ES256 $N_ES, Ed
 psql_q -v n_hs="$N_HS" -v n_rs="$N_RS" -v n_es="$N_ES" -v n_ed="$N_ED" -f "$BENCH/setup.sql" >/dev/null
 psql_q -c "CHECKPOINT"
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for alg in HS256 RS256 ES256 EdDSA; do
+    psql_q -At -c "SELECT key FROM bench.keys WHERE alg = '$alg'" >"$work/$alg.key"
+    psql_q -At -c "SELECT token FROM bench.tok_$(echo "$alg" | tr 'A-Z' 'a-z') ORDER BY i LIMIT $CRATE_TOKENS" >"$work/$alg.tokens"
+done
+# The crate alone, on the same keys and tokens: once before and once after the server timings,
+# so that drift of the machine's speed shows (and averages out) rather than skewing the ratio.
+crate_run() { # LABEL
+    log "Timing the jsonwebtoken crate alone (bench/crate_cost, $1 the server timings)"
+    (cd "$BENCH/crate_cost" && cargo run --release --locked --quiet -- "$work") >"$work/crate.txt"
+    while read -r alg us min calls; do
+        psql_q -c "INSERT INTO bench.crate_cost VALUES ('$alg', '$1', $us, $min, $calls)"
+    done <"$work/crate.txt"
+}
+crate_run before
+
 log "Timing inside the server (median of repetitions; this takes a couple of minutes)"
 run_alg() { # ALG REPS EXTRA_VARIANTS EXTRA_EXPRS
     psql_q >/dev/null <<SQL
@@ -44,17 +61,7 @@ run_alg EdDSA "$REPS_FAST"
 run_alg RS256 "$REPS_SLOW"
 run_alg ES256 "$REPS_SLOW"
 
-log "Timing the jsonwebtoken crate alone (bench/crate_cost)"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-for alg in HS256 RS256 ES256 EdDSA; do
-    psql_q -At -c "SELECT key FROM bench.keys WHERE alg = '$alg'" >"$work/$alg.key"
-    psql_q -At -c "SELECT token FROM bench.tok_$(echo "$alg" | tr 'A-Z' 'a-z') ORDER BY i LIMIT $CRATE_TOKENS" >"$work/$alg.tokens"
-done
-(cd "$BENCH/crate_cost" && cargo run --release --locked --quiet -- "$work") >"$work/crate.txt"
-while read -r alg us min calls; do
-    psql_q -c "INSERT INTO bench.crate_cost VALUES ('$alg', $us, $min, $calls)"
-done <"$work/crate.txt"
+crate_run after
 
 echo
 echo "All figures: microseconds per call. raw = per row of SELECT count(f(token)) FROM <tokens>;"
@@ -68,23 +75,31 @@ FROM bench.results
 ORDER BY array_position(ARRAY['HS256','EdDSA','RS256','ES256'], alg),
          array_position(ARRAY['baseline','ring','explicit','plpgsql','decode_unverified','payload_jsonb_in'], variant);
 
-\echo 'Summary (net µs per call; crate = jsonwebtoken::decode alone, key parsed once)'
+\echo 'jsonwebtoken::decode alone (bench/crate_cost), before and after the server timings'
+SELECT alg, round(max(us) FILTER (WHERE run = 'before')::numeric, 2) AS "before µs",
+       round(max(us) FILTER (WHERE run = 'after')::numeric, 2) AS "after µs",
+       round(avg(us)::numeric, 2) AS "mean µs", max(calls) AS "calls/pass"
+FROM bench.crate_cost GROUP BY alg
+ORDER BY array_position(ARRAY['HS256','EdDSA','RS256','ES256'], alg);
+
+\echo 'Summary (net µs per call; crate = mean of the two crate runs, key parsed once)'
+WITH crate AS (SELECT alg, avg(us) AS us FROM bench.crate_cost GROUP BY alg)
 SELECT r.alg,
        round(r.net_us::numeric, 2)                     AS "pg_auth ring",
        round(e.net_us::numeric, 2)                     AS "pg_auth explicit",
        round(c.us::numeric, 2)                         AS "crate",
        round((r.net_us / c.us)::numeric, 2) || 'x'     AS "ring/crate",
        round((e.net_us / c.us)::numeric, 2) || 'x'     AS "explicit/crate",
-       CASE WHEN r.alg = 'HS256' THEN 'ring ~1 µs: ' || CASE WHEN r.net_us <= 1.5 THEN 'met' ELSE 'MISSED' END
-            ELSE '<= 1.5x: ' || CASE WHEN r.net_us / c.us <= 1.5 THEN 'met (ring)' ELSE 'MISSED (ring)' END
-                 || ', ' || CASE WHEN e.net_us / c.us <= 1.5 THEN 'met (explicit)' ELSE 'MISSED (explicit)' END
+       CASE WHEN r.alg = 'HS256' THEN 'pg_auth ~1 µs: ' || CASE WHEN greatest(r.net_us, e.net_us) <= 1.5 THEN 'met' ELSE 'MISSED' END
+            ELSE '<= 1.5x: ' || CASE WHEN greatest(r.net_us, e.net_us) / c.us <= 1.5 THEN 'met' ELSE 'MISSED' END
        END                                             AS goal
 FROM bench.results r
 JOIN bench.results e ON e.alg = r.alg AND e.variant = 'explicit'
-LEFT JOIN bench.crate_cost c ON c.alg = r.alg
+LEFT JOIN crate c ON c.alg = r.alg
 WHERE r.variant = 'ring'
 ORDER BY array_position(ARRAY['HS256','EdDSA','RS256','ES256'], r.alg);
 
+\echo 'HS256: lean plpgsql verifier over pgcrypto hmac() vs pg_auth (net µs per call)'
 SELECT round(p.net_us::numeric, 2)                     AS "plpgsql+pgcrypto HS256",
        round(r.net_us::numeric, 2)                     AS "pg_auth HS256 ring",
        round(e.net_us::numeric, 2)                     AS "pg_auth HS256 explicit",

@@ -173,4 +173,4 @@ SELECT m.alg, m.variant, m.rows, m.reps, m.raw_us, m.min_us,
 FROM med m JOIN med b ON b.alg = m.alg AND b.variant = 'baseline';
 
 -- Filled by run.sh from bench/crate_cost's output.
-CREATE TABLE bench.crate_cost (alg text PRIMARY KEY, us float8, min_us float8, calls bigint);
+CREATE TABLE bench.crate_cost (alg text, run text, us float8, min_us float8, calls bigint, PRIMARY KEY (alg, run));

@@ -12,3 +12,21 @@ REVOKE ALL ON FUNCTION auth.retire_key(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.keys_changed() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA auth TO PUBLIC;
+
+-- Users and sessions: reached through the application's own API functions, never directly.
+REVOKE ALL ON FUNCTION auth.register(text, text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.change_password(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.request_password_reset(text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.reset_password(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.disable_user(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.enable_user(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.delete_user(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.login(text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.record_failed_login(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.logout() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.refresh() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.revoke_session(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.revoke_user_sessions(uuid, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.cleanup_expired() FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.hash_password(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.verify_password(text, text) FROM PUBLIC;

@@ -27,3 +27,11 @@ AS $$ SELECT auth.jwt() ->> 'email' $$;
 CREATE FUNCTION auth.claim(path text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT auth.jwt() #>> string_to_array(path, '.') $$;
+
+-- The current session's id (the `sid` claim), for auth.logout() and friends.
+CREATE FUNCTION auth.session_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN s::uuid END
+    FROM (SELECT auth.jwt() ->> 'sid') AS t(s)
+$$;

@@ -16,7 +16,8 @@ use crate::request::{Found, Request, Source};
 use crate::response::{pgrst_error, CookieSpec};
 use crate::settings::{self as s, text};
 use crate::sqlstate::OrRaise;
-use crate::{keyring, sqlstate};
+use crate::session::is_session_token;
+use crate::{keyring, session_store, sqlstate};
 
 /// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
 /// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
@@ -68,8 +69,9 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 /// Verifies what was found and applies it: role (unless claims-only) and `request.jwt.claims`.
 fn establish(found: Found) -> Result<Map<String, Value>> {
     let claims = match found {
-        Found::Token(token, _) => keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?,
-        Found::Verified(claims) => claims,
+        Found::Token(token, _) if is_session_token(&token) => session_store::claims_for_token(&token)?,
+        Found::Token(token, _) => with_live_sid(keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?)?,
+        Found::Verified(claims) => with_live_sid(claims)?,
         Found::Nothing => return anonymous(),
     };
     check_not_revoked(&claims)?;
@@ -84,6 +86,11 @@ fn establish(found: Found) -> Result<Map<String, Value>> {
         }
     }
     set_local("request.jwt.claims", &Value::Object(claims.clone()).to_string());
+    Ok(claims)
+}
+
+fn with_live_sid(claims: Map<String, Value>) -> Result<Map<String, Value>> {
+    session_store::check_sid(&claims)?;
     Ok(claims)
 }
 

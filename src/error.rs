@@ -31,6 +31,8 @@ pub enum AuthError {
     Revoked,
     /// The token names a role it may not switch to.
     RoleNotAllowed(String),
+    /// A session token (or a JWT's `sid`) names no live session.
+    SessionInvalid,
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -62,6 +64,7 @@ impl fmt::Display for AuthError {
             AuthError::NoCredentials => f.write_str("authentication required: no token in the request"),
             AuthError::Revoked => f.write_str("token has been revoked"),
             AuthError::RoleNotAllowed(why) => write!(f, "role not allowed: {why}"),
+            AuthError::SessionInvalid => f.write_str("session is unknown, expired or revoked; sign in again"),
         }
     }
 }

@@ -13,14 +13,17 @@ use pgrx::prelude::*;
 pub mod error;
 pub mod identity;
 pub mod jwt;
+pub mod password;
 pub mod request;
 pub mod response;
+pub mod session;
 
 mod api;
 mod authenticate;
 mod keyring;
 mod privileged;
 mod revocation;
+mod session_store;
 mod settings;
 mod sqlstate;
 
@@ -36,6 +39,12 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/revocation.sql", name = "revocation");
 extension_sql_file!("../sql/identity.sql", name = "identity");
+extension_sql_file!("../sql/users.sql", name = "users", requires = ["identity"]);
+extension_sql_file!(
+    "../sql/sessions.sql",
+    name = "sessions",
+    requires = ["users", "revocation", api::users::setting, api::users::clearing_cookie]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

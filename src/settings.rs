@@ -18,9 +18,24 @@ pub static CLAIMS_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static USER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"web_user"));
+pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+pub static JWT_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static PASSWORD_MIN_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
+pub static ARGON2_MEMORY_KIB: GucSetting<i32> = GucSetting::<i32>::new(19456);
+pub static ARGON2_ITERATIONS: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static ARGON2_PARALLELISM: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static LOGIN_MAX_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static LOGIN_FAILURE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static LOGIN_COOLDOWN: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 
 fn string(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
     GucRegistry::define_string_guc(name, doc, c"", setting, GucContext::Suset, GucFlags::default());
+}
+
+fn int(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<i32>, min: i32, max: i32) {
+    GucRegistry::define_int_guc(name, doc, c"", setting, min, max, GucContext::Suset, GucFlags::default());
 }
 
 fn boolean(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<bool>) {
@@ -40,16 +55,18 @@ pub fn define() {
     boolean(c"pg_auth.claims_only", c"Only publish claims in request.jwt.claims, never switch role (for poolers pinning one role).", &CLAIMS_ONLY);
     string(c"pg_auth.audience", c"Comma-separated accepted audiences; when set, tokens must carry one in aud.", &AUDIENCE);
     string(c"pg_auth.issuer", c"Comma-separated accepted issuers; when set, tokens must carry one in iss.", &ISSUER);
-    GucRegistry::define_int_guc(
-        c"pg_auth.leeway",
-        c"Seconds of clock skew allowed for exp, nbf and iat.",
-        c"",
-        &LEEWAY,
-        0,
-        crate::jwt::verify::MAX_LEEWAY as i32,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
+    int(c"pg_auth.leeway", c"Seconds of clock skew allowed for exp, nbf and iat.", &LEEWAY, 0, crate::jwt::verify::MAX_LEEWAY as i32);
+    string(c"pg_auth.user_role", c"Database role of users registered without one.", &USER_ROLE);
+    int(c"pg_auth.session_lifetime", c"Seconds a session lives at most (absolute expiry).", &SESSION_LIFETIME, 60, 366 * 24 * 3600);
+    int(c"pg_auth.session_idle_timeout", c"Seconds a session lives without auth.refresh() or a login.", &SESSION_IDLE_TIMEOUT, 60, 366 * 24 * 3600);
+    int(c"pg_auth.jwt_lifetime", c"Seconds a JWT returned by auth.login() lives.", &JWT_LIFETIME, 10, 7 * 24 * 3600);
+    int(c"pg_auth.password_min_length", c"Minimum password length in characters.", &PASSWORD_MIN_LENGTH, 1, 1024);
+    int(c"pg_auth.argon2_memory_kib", c"argon2id memory cost in KiB.", &ARGON2_MEMORY_KIB, 8, 4 * 1024 * 1024);
+    int(c"pg_auth.argon2_iterations", c"argon2id passes.", &ARGON2_ITERATIONS, 1, 64);
+    int(c"pg_auth.argon2_parallelism", c"argon2id lanes.", &ARGON2_PARALLELISM, 1, 16);
+    int(c"pg_auth.login_max_failures", c"Failed logins within the window that lock an account.", &LOGIN_MAX_FAILURES, 1, 1000);
+    int(c"pg_auth.login_failure_window", c"Seconds in which failed logins are counted.", &LOGIN_FAILURE_WINDOW, 1, 7 * 24 * 3600);
+    int(c"pg_auth.login_cooldown", c"Seconds an account stays locked after too many failed logins.", &LOGIN_COOLDOWN, 1, 7 * 24 * 3600);
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {
         pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_auth".as_ptr())

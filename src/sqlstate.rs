@@ -23,6 +23,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::InvalidKey(_) => "PA012",
         AuthError::NoSigningKey => "PA013",
         AuthError::Revoked => "PA014",
+        AuthError::SessionInvalid => "PA017",
         AuthError::NoCredentials => "28000",
         AuthError::RoleNotAllowed(_) => "42501",
         AuthError::InvalidArgument(_) => "22023",

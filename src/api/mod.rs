@@ -1,5 +1,6 @@
 //! The SQL-facing functions: thin wrappers that turn arguments into calls of the pure core and
 //! results or errors back into SQL.
 
-mod jwt;
+pub(crate) mod jwt;
 pub(crate) mod keys;
+pub(crate) mod users;

@@ -1,0 +1,178 @@
+-- Server-side sessions. The client holds a 256-bit random token (in an HttpOnly cookie);
+-- only its SHA-256 is stored. auth.authenticate() looks the hash up with one index probe and
+-- writes nothing, so it works in READ ONLY transactions and on replicas. A session ends at
+-- expires_at (absolute) or idle_expires_at (pushed forward by auth.refresh() and logins).
+
+CREATE TABLE auth.sessions (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    token_hash      bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    user_id         uuid NOT NULL REFERENCES auth.users ON DELETE CASCADE,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    refreshed_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    idle_expires_at timestamptz NOT NULL,
+    user_agent      text,
+    ip              text,
+    revoked_at      timestamptz
+);
+CREATE INDEX sessions_user_id ON auth.sessions (user_id);
+REVOKE ALL ON auth.sessions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.sessions', '');
+
+-- Appends one header to PostgREST's response.headers (a JSON array of one-key objects).
+CREATE FUNCTION auth.add_response_header(name text, value text) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT set_config('response.headers',
+        (coalesce(nullif(current_setting('response.headers', true), ''), '[]')::jsonb
+         || jsonb_build_array(jsonb_build_object(name, value)))::text, true);
+$$;
+
+-- A request header as PostgREST passed it (names are lower case), or NULL.
+CREATE FUNCTION auth.request_header(name text) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name) $$;
+
+-- Signs in. On success: a new session, its cookie appended to response.headers, and
+-- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
+-- return_jwt). A wrong email or password is not an exception, so the failure count survives:
+-- it sets response.status 401 and returns {code: "28P01", message}. Too many failures lock the
+-- account for pg_auth.login_cooldown (429, an exception).
+CREATE FUNCTION auth.login(email text, password text, return_jwt boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u auth.users;
+    t record;
+    new_session uuid;
+    lifetime integer := auth.setting('session_lifetime')::int;
+    idle integer := auth.setting('session_idle_timeout')::int;
+    result jsonb;
+BEGIN
+    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email) FOR UPDATE;
+    IF u.locked_until > now() THEN
+        PERFORM auth.raise_http(429, 'PA015', format('too many failed logins; try again in %s seconds',
+                                                     ceil(extract(epoch FROM u.locked_until - now()))));
+    END IF;
+    -- Unknown emails cost one password check too (verify_password with a NULL hash).
+    IF NOT auth.verify_password(coalesce(login.password, ''), u.password_hash) OR u.disabled THEN
+        PERFORM auth.record_failed_login(u.id);
+        PERFORM set_config('response.status', '401', true);
+        RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
+    END IF;
+    UPDATE auth.users SET failed_logins = 0, failures_since = NULL, locked_until = NULL,
+                          password_hash = CASE WHEN auth.password_needs_rehash(password_hash)
+                                               THEN auth.hash_password(login.password) ELSE password_hash END
+    WHERE id = u.id;
+    SELECT * INTO t FROM auth.new_token();
+    INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
+    VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
+            left(auth.request_header('user-agent'), 512),
+            left(coalesce(split_part(auth.request_header('x-forwarded-for'), ',', 1), auth.request_header('x-real-ip')), 64))
+    RETURNING id INTO new_session;
+    PERFORM auth.add_response_header('Set-Cookie', auth.session_cookie(t.token, lifetime));
+    result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
+                                 'expires_at', now() + make_interval(secs => lifetime));
+    IF return_jwt THEN
+        result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
+            'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
+            'iat', extract(epoch FROM now())::bigint,
+            'exp', extract(epoch FROM now())::bigint + auth.setting('jwt_lifetime')::int)));
+    END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION auth.record_failed_login(user_id uuid) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH counted AS (
+        SELECT u.id,
+               CASE WHEN u.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+                    THEN u.failed_logins + 1 ELSE 1 END AS failures,
+               CASE WHEN u.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+                    THEN u.failures_since ELSE now() END AS since
+        FROM auth.users u WHERE u.id = record_failed_login.user_id
+    )
+    UPDATE auth.users u
+    SET failed_logins = c.failures, failures_since = c.since,
+        locked_until = CASE WHEN c.failures >= auth.setting('login_max_failures')::int
+                            THEN now() + make_interval(secs => auth.setting('login_cooldown')::int) END
+    FROM counted c WHERE u.id = c.id;
+$$;
+
+-- Ends the current session and clears the cookie. 401 when not signed in with a session.
+CREATE FUNCTION auth.logout() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.sessions SET revoked_at = now()
+    WHERE id = auth.session_id() AND revoked_at IS NULL;
+    IF NOT FOUND THEN
+        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+    END IF;
+    PERFORM auth.add_response_header('Set-Cookie', auth.clearing_cookie());
+END
+$$;
+
+-- Rotates the current session's token (the old one stops working), pushes the idle expiry
+-- forward and sets the new cookie. The absolute expiry does not move.
+CREATE FUNCTION auth.refresh() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    ends timestamptz;
+BEGIN
+    SELECT * INTO t FROM auth.new_token();
+    UPDATE auth.sessions s
+    SET token_hash = t.token_hash, refreshed_at = now(),
+        idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
+    WHERE s.id = auth.session_id() AND s.revoked_at IS NULL AND s.expires_at > now()
+    RETURNING s.expires_at INTO ends;
+    IF ends IS NULL THEN
+        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+    END IF;
+    PERFORM auth.add_response_header('Set-Cookie',
+        auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
+    RETURN jsonb_build_object('session_id', auth.session_id(), 'token', t.token, 'expires_at', ends);
+END
+$$;
+
+CREATE FUNCTION auth.revoke_session(session_id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ended AS (
+        UPDATE auth.sessions SET revoked_at = now()
+        WHERE id = revoke_session.session_id AND revoked_at IS NULL RETURNING 1
+    )
+    SELECT count(*) > 0 FROM ended
+$$;
+
+-- Ends every session of a user (except one, e.g. the current); returns how many.
+CREATE FUNCTION auth.revoke_user_sessions(user_id uuid, except_session uuid DEFAULT NULL) RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ended AS (
+        UPDATE auth.sessions SET revoked_at = now()
+        WHERE sessions.user_id = revoke_user_sessions.user_id AND revoked_at IS NULL
+          AND id IS DISTINCT FROM except_session
+        RETURNING 1
+    )
+    SELECT count(*) FROM ended
+$$;
+
+-- Deletes sessions, reset tokens and revocations that can no longer matter; returns how many.
+-- Schedule it, e.g. with pg_cron:  SELECT cron.schedule('0 * * * *', 'SELECT auth.cleanup_expired()');
+CREATE FUNCTION auth.cleanup_expired() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        DELETE FROM auth.sessions
+        WHERE expires_at < now() OR idle_expires_at < now() OR revoked_at < now() - interval '1 day'
+        RETURNING 1
+    ), r AS (
+        DELETE FROM auth.password_resets WHERE expires_at < now() OR used_at IS NOT NULL RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + auth.cleanup_revoked_tokens()
+$$;

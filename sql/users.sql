@@ -1,0 +1,166 @@
+-- Users, passwords and password resets. Tables are owner-only; applications reach them through
+-- the SECURITY DEFINER functions below, which are not executable by PUBLIC: wrap them in your
+-- API schema (see examples/todo) and grant those wrappers to web roles.
+
+CREATE TABLE auth.users (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    email          text NOT NULL CHECK (length(email) BETWEEN 3 AND 254 AND email LIKE '%_@_%'),
+    username       text CHECK (length(username) BETWEEN 1 AND 100),
+    password_hash  text,
+    role           text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    disabled       boolean NOT NULL DEFAULT false,
+    email_verified boolean NOT NULL DEFAULT false,
+    metadata       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
+    -- Login throttling: failures counted from failures_since; locked until locked_until.
+    failed_logins  integer NOT NULL DEFAULT 0,
+    failures_since timestamptz,
+    locked_until   timestamptz
+);
+CREATE UNIQUE INDEX users_email_key ON auth.users (lower(email));
+CREATE UNIQUE INDEX users_username_key ON auth.users (lower(username));
+REVOKE ALL ON auth.users FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.users', '');
+
+CREATE TABLE auth.password_resets (
+    token_hash bytea PRIMARY KEY,
+    user_id    uuid NOT NULL REFERENCES auth.users ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    used_at    timestamptz
+);
+CREATE INDEX password_resets_user_id ON auth.password_resets (user_id);
+REVOKE ALL ON auth.password_resets FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.password_resets', '');
+
+-- Raises an error PostgREST turns into exactly this HTTP status and JSON body; outside
+-- PostgREST it is an ordinary error with SQLSTATE PGRST and the JSON as message.
+CREATE FUNCTION auth.raise_http(status integer, code text, message text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE SQLSTATE 'PGRST' USING
+        MESSAGE = json_build_object('code', code, 'message', message, 'details', NULL, 'hint', NULL)::text,
+        DETAIL = json_build_object('status', status, 'headers', json_build_object())::text;
+END
+$$;
+
+CREATE FUNCTION auth.check_new_password(password text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF password IS NULL OR length(password) < auth.setting('password_min_length')::int THEN
+        RAISE EXCEPTION 'password must have at least % characters', auth.setting('password_min_length')
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- Creates a user and returns its id. The role defaults to pg_auth.user_role.
+CREATE FUNCTION auth.register(
+    email    text,
+    password text,
+    username text DEFAULT NULL,
+    role     text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}'
+) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+BEGIN
+    IF register.email IS NULL OR register.email !~ '^[^@\s]+@[^@\s]+$' OR length(register.email) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+    PERFORM auth.check_new_password(register.password);
+    INSERT INTO auth.users (email, username, password_hash, role, metadata)
+    VALUES (register.email, register.username, auth.hash_password(register.password),
+            coalesce(register.role, auth.setting('user_role')), coalesce(register.metadata, '{}'))
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'a user with this email or username already exists' USING ERRCODE = '23505';
+END
+$$;
+
+-- Changes the password of the signed-in user (old one required) and ends their other sessions.
+CREATE FUNCTION auth.change_password(old_password text, new_password text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me uuid := auth.uid();
+    stored text;
+BEGIN
+    IF me IS NULL THEN
+        PERFORM auth.raise_http(401, '28000', 'sign in first');
+    END IF;
+    SELECT password_hash INTO stored FROM auth.users WHERE id = me FOR UPDATE;
+    IF NOT auth.verify_password(coalesce(old_password, ''), stored) THEN
+        PERFORM auth.raise_http(403, '28P01', 'the current password is wrong');
+    END IF;
+    PERFORM auth.check_new_password(new_password);
+    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me;
+    PERFORM auth.revoke_user_sessions(me, except_session => auth.session_id());
+END
+$$;
+
+-- A one-time password reset token for the application to send by email: single use, valid
+-- for `valid_for`, stored hashed. NULL for an unknown or disabled email (do not reveal which).
+CREATE FUNCTION auth.request_password_reset(email text, valid_for interval DEFAULT '1 hour') RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+    t record;
+BEGIN
+    SELECT id INTO target FROM auth.users u
+    WHERE lower(u.email) = lower(request_password_reset.email) AND NOT u.disabled;
+    IF target IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO t FROM auth.new_token();
+    INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
+    RETURN t.token;
+END
+$$;
+
+-- Sets a new password with a reset token and ends all the user's sessions.
+CREATE FUNCTION auth.reset_password(token text, new_password text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+BEGIN
+    PERFORM auth.check_new_password(new_password);
+    UPDATE auth.password_resets r SET used_at = now()
+    WHERE r.token_hash = auth.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
+    RETURNING r.user_id INTO target;
+    IF target IS NULL THEN
+        PERFORM auth.raise_http(400, 'PA016', 'the reset token is invalid, used or expired');
+    END IF;
+    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now(),
+                          failed_logins = 0, locked_until = NULL
+    WHERE id = target;
+    PERFORM auth.revoke_user_sessions(target);
+END
+$$;
+
+-- Disables a user (logins refused) and ends their sessions.
+CREATE FUNCTION auth.disable_user(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.users SET disabled = true, updated_at = now() WHERE id = disable_user.user_id;
+    PERFORM auth.revoke_user_sessions(disable_user.user_id);
+END
+$$;
+
+CREATE FUNCTION auth.enable_user(user_id uuid) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ UPDATE auth.users SET disabled = false, updated_at = now() WHERE id = enable_user.user_id $$;
+
+-- Deletes a user; their sessions and reset tokens go with them.
+CREATE FUNCTION auth.delete_user(user_id uuid) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ DELETE FROM auth.users WHERE id = delete_user.user_id $$;

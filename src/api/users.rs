@@ -1,0 +1,81 @@
+//! The Rust helpers behind sql/users.sql and sql/sessions.sql: hashing, tokens, cookies.
+
+use pgrx::prelude::*;
+
+use crate::error::AuthError;
+use crate::password::{self, Cost};
+use crate::response::CookieSpec;
+use crate::settings::{self as s, text};
+use crate::sqlstate::OrRaise;
+
+fn cost() -> Cost {
+    let positive = |v: i32| v.max(1) as u32;
+    Cost {
+        memory_kib: positive(s::ARGON2_MEMORY_KIB.get()),
+        iterations: positive(s::ARGON2_ITERATIONS.get()),
+        parallelism: positive(s::ARGON2_PARALLELISM.get()),
+    }
+}
+
+/// argon2id PHC string at the configured cost (pg_auth.argon2_*).
+#[pg_extern(volatile, parallel_safe)]
+fn hash_password(password: Option<&str>) -> String {
+    password.ok_or(AuthError::NullArgument("password")).and_then(|p| password::hash(p, cost())).or_raise()
+}
+
+/// Checks a password against an argon2id or bcrypt hash. With `hash` NULL (unknown user) it
+/// spends the same time and returns false.
+#[pg_extern(volatile, parallel_safe)]
+fn verify_password(password: Option<&str>, hash: Option<&str>) -> bool {
+    let password = password.ok_or(AuthError::NullArgument("password")).or_raise();
+    match hash {
+        Some(hash) => password::verify(password, hash).or_raise(),
+        None => {
+            password::verify_nothing(password, cost());
+            false
+        }
+    }
+}
+
+/// Whether the stored hash should be replaced (bcrypt, or argon2id at another cost).
+#[pg_extern(stable, parallel_safe)]
+fn password_needs_rehash(hash: &str) -> bool {
+    password::needs_rehash(hash, cost())
+}
+
+/// A new opaque token (256 bits, base64url) and the SHA-256 to store in its place.
+#[pg_extern(volatile, parallel_safe)]
+fn new_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
+    TableIterator::once(crate::session::new_token())
+}
+
+#[pg_extern(immutable, parallel_safe, strict)]
+fn hash_token(token: &str) -> Vec<u8> {
+    crate::session::hash_token(token)
+}
+
+fn cookie() -> CookieSpec {
+    CookieSpec { name: text(&s::COOKIE_NAME).unwrap_or_else(|| "access_token".into()), secure: s::COOKIE_SECURE.get() }
+}
+
+/// `Set-Cookie` value carrying `token` for `max_age` seconds (HttpOnly, SameSite=Lax, Path=/,
+/// Secure unless pg_auth.cookie_secure is off).
+#[pg_extern(stable, parallel_safe, strict)]
+fn session_cookie(token: &str, max_age: i32) -> String {
+    cookie().build(token.to_string(), i64::from(max_age.max(0)))
+}
+
+/// `Set-Cookie` value that clears the session cookie.
+#[pg_extern(stable, parallel_safe)]
+pub(crate) fn clearing_cookie() -> String {
+    cookie().clearing()
+}
+
+/// The value of setting `pg_auth.<name>`, defaults included (loads the library first, so SQL
+/// functions never see an undefined setting).
+#[pg_extern(stable, parallel_safe, strict)]
+pub(crate) fn setting(name: &str) -> Option<String> {
+    Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[format!("pg_auth.{name}").into()])
+        .map_err(|e| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}: {e}")))
+        .or_raise()
+}
