@@ -16,7 +16,8 @@ other suites or a demo create) and are (re)created idempotently. Per-role settin
 
 Environment: PGHOST / PGPORT / PGUSER (default 127.0.0.1:5499, postgres; scripts/test.sh starts
 that cluster), PG_AUTH_POSTGREST (the PostgREST binary; scripts/test.sh exports it),
-PG_AUTH_E2E_KEEP=1 keeps the databases after the run for inspection.
+PG_AUTH_E2E_KEEP=1 keeps the databases and the PostgREST config and log directories
+(/tmp/pg_auth_e2e_*) after the run for inspection.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import atexit
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -329,8 +331,9 @@ class PostgREST:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                tail = self.log_tail()
                 self.stop()
-                raise RuntimeError(f"PostgREST exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"PostgREST exited with {self.proc.returncode}:\n{tail}")
             try:
                 r = requests.get(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1)
                 if r.status_code == 200:
@@ -338,21 +341,23 @@ class PostgREST:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"PostgREST did not become ready in {START_TIMEOUT}s:\n{self.log_tail()}")
+        raise RuntimeError(f"PostgREST did not become ready in {START_TIMEOUT}s:\n{tail}")
 
     def stop(self) -> None:
         if self in _running:
             _running.remove(self)
         self.session.close()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
