@@ -65,7 +65,7 @@ def database():
         admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DBNAME}")
     with connect() as c:
-        c.execute("CREATE EXTENSION pg_auth")
+        c.execute("CREATE EXTENSION pg_auth CASCADE")
         assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'")
     return dsn()
 
