@@ -1,0 +1,117 @@
+-- The todo app on pg_auth: PostgREST exposes only the schema "api"; "auth" stays private.
+-- Sessions live in an HttpOnly cookie; RLS shows each user their own todos and public ones.
+-- Loaded by scripts/demo.sh (database pg_auth_demo) and by the end-to-end tests.
+
+DO $$ BEGIN CREATE ROLE authenticator LOGIN NOINHERIT; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE web_anon NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE web_user NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT web_anon, web_user TO authenticator;
+
+CREATE SCHEMA api;
+GRANT USAGE ON SCHEMA api TO web_anon, web_user;
+
+-- ---- account functions (SECURITY DEFINER: they call auth.*, which web roles cannot) --------
+
+CREATE FUNCTION api.register(email text, name text, password text) RETURNS json
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    session jsonb;
+BEGIN
+    IF auth.uid() IS NOT NULL THEN
+        PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
+    END IF;
+    IF coalesce(length(trim(name)), 0) = 0 THEN
+        RAISE EXCEPTION 'name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    PERFORM auth.register(email, password, metadata => jsonb_build_object('name', name));
+    session := auth.login(email, password);
+    RETURN json_build_object('user_id', session -> 'user_id', 'expires_at', session -> 'expires_at');
+END
+$$;
+
+CREATE FUNCTION api.login(email text, password text) RETURNS json
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    session jsonb;
+BEGIN
+    IF auth.uid() IS NOT NULL THEN
+        PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
+    END IF;
+    session := auth.login(email, password);
+    IF session ? 'code' THEN
+        RETURN session;  -- auth.login set status 401; the body says why
+    END IF;
+    RETURN json_build_object('user_id', session -> 'user_id', 'expires_at', session -> 'expires_at');
+END
+$$;
+
+CREATE FUNCTION api.logout() RETURNS json
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM auth.logout();
+    RETURN json_build_object('signed_out', true);
+END
+$$;
+
+CREATE FUNCTION api.refresh_session() RETURNS json
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN auth.refresh() - 'token';
+END
+$$;
+
+CREATE FUNCTION api."current_user"() RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me json;
+BEGIN
+    SELECT json_build_object('id', u.id, 'email', u.email, 'name', u.metadata ->> 'name') INTO me
+    FROM auth.users u WHERE u.id = auth.uid();
+    IF me IS NULL THEN
+        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+    END IF;
+    RETURN me;
+END
+$$;
+
+REVOKE ALL ON FUNCTION api.register(text, text, text), api.login(text, text), api.logout(),
+                       api.refresh_session(), api."current_user"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.register(text, text, text), api.login(text, text) TO web_anon, web_user;
+GRANT EXECUTE ON FUNCTION api.logout(), api.refresh_session(), api."current_user"() TO web_anon, web_user;
+
+-- ---- users: ids and names only --------------------------------------------------------------
+
+CREATE VIEW api.users AS
+    SELECT id, metadata ->> 'name' AS name FROM auth.users WHERE NOT disabled;
+GRANT SELECT ON api.users TO web_user;
+
+-- ---- todos under row-level security -----------------------------------------------------------
+
+CREATE TABLE api.todos (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id    uuid NOT NULL DEFAULT auth.uid(),
+    title      text NOT NULL CHECK (length(title) BETWEEN 1 AND 500),
+    done       boolean NOT NULL DEFAULT false,
+    public     boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE api.todos ENABLE ROW LEVEL SECURITY;
+-- (select auth.uid()) is evaluated once per statement, not once per row.
+CREATE POLICY todos_read ON api.todos FOR SELECT USING (public OR user_id = (SELECT auth.uid()));
+CREATE POLICY todos_insert ON api.todos FOR INSERT TO web_user WITH CHECK (user_id = (SELECT auth.uid()));
+CREATE POLICY todos_update ON api.todos FOR UPDATE TO web_user USING (user_id = (SELECT auth.uid()));
+CREATE POLICY todos_delete ON api.todos FOR DELETE TO web_user USING (user_id = (SELECT auth.uid()));
+GRANT SELECT ON api.todos TO web_anon, web_user;
+GRANT INSERT (user_id, title, done, public), UPDATE (title, done, public), DELETE ON api.todos TO web_user;
+
+-- ---- pg_auth settings for this app ---------------------------------------------------------------
+
+-- Local development over http: cookies without the Secure flag (keep it on in production).
+ALTER ROLE authenticator SET pg_auth.cookie_secure = off;
+-- Session cookies only: no JWT sources.
+ALTER ROLE authenticator SET pg_auth.token_sources = 'cookie';
