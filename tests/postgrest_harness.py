@@ -230,7 +230,7 @@ class E2EDatabase:
         """A token signed by auth.sign_jwt() (newest active ring key) with iat, exp (unless
         ttl is None) and a fresh jti added to `claims`."""
         now = int(time.time())
-        body = {"iat": now, "jti": str(uuid.uuid4())}
+        body: dict = {"iat": now, "jti": str(uuid.uuid4())}
         if ttl is not None:
             body["exp"] = now + ttl
         body.update(claims or {})
@@ -430,7 +430,7 @@ def expect(resp: requests.Response, status: int, server: PostgREST | None = None
 
 
 def assert_invalid_token(resp: requests.Response, server: PostgREST, *, from_cookie: bool,
-                         description: str | None = None) -> dict:
+                         description: str | None = None, code: str | None = None) -> dict:
     """401 as pg_auth answers a refused token: WWW-Authenticate with error="invalid_token", a JSON
     body {code, message, details, hint}, and a clearing Set-Cookie only for a cookie token."""
     body = expect(resp, 401, server)
@@ -438,6 +438,8 @@ def assert_invalid_token(resp: requests.Response, server: PostgREST, *, from_coo
     www = resp.headers.get("WWW-Authenticate", "")
     assert www.startswith("Bearer ") and 'error="invalid_token"' in www, info
     assert isinstance(body, dict) and set(body) >= {"code", "message", "details", "hint"}, info
+    if code is not None:
+        assert body["code"] == code, info
     if description is not None:
         assert description in body["message"], info
         assert description.replace('"', "'") in www, info

@@ -8,6 +8,7 @@ test_postgrest_rotation.py. The harness is tests/postgrest_harness.py.
 """
 
 import itertools
+import json
 
 import pytest
 
@@ -141,23 +142,33 @@ def test_rls_violation_on_a_cookie_session_is_401_not_403(api, db):
 # ---- 4. refused tokens: 401, WWW-Authenticate, clearing cookie ---------------------------------------
 
 def bad_token(db, kind):
+    """(token, words in the message, SQLSTATE in the body's code: README's error table)."""
     good = db.user_token(ALICE)
+    h, p, _ = good.split(".")
+    none_header = b64url(b'{"alg":"none","typ":"JWT"}')
     return {
-        "expired": (db.user_token(ALICE, ttl=-120), "token has expired"),
-        "tampered_char": (flip_payload_char(good), "invalid token signature"),
-        "tampered_claims": (with_payload(good, sub=BOB), "invalid token signature"),
-        "not_a_jwt": ("not-a-jwt", "malformed token"),
-        # The same claims, unsigned: {"alg":"none"} and an empty signature.
-        "alg_none": (b64url(b'{"alg":"none","typ":"JWT"}') + "." + good.split(".")[1] + ".", None),
+        "expired": (db.user_token(ALICE, ttl=-120), "token has expired", "PA004"),
+        "tampered_char": (flip_payload_char(good), "invalid token signature", "PA003"),
+        "tampered_claims": (with_payload(good, sub=BOB), "invalid token signature", "PA003"),
+        "not_a_jwt": ("not-a-jwt", "malformed token", "PA001"),
+        # The same claims under {"alg":"none"} with a leftover signature…
+        "alg_none": (f"{none_header}.{p}.{good.split('.')[2]}", "algorithm not allowed", "PA011"),
+        # …and as RFC 7519 §6.1's unsecured JWT, with an empty signature: refused, code not pinned
+        # (pg_auth answers PA001 "signature is not base64url" here, README lists `none` as PA011).
+        "unsecured_jwt": (f"{none_header}.{p}.", None, None),
+        "other_key": (db.one("SELECT auth.sign_jwt(%s::jsonb, %s, 'HS256')",
+                             (json.dumps(payload_of(good)), "another-secret-of-32-bytes-or-more!")),
+                      None, None),
     }[kind]
 
 
 @pytest.mark.parametrize("source", ["cookie", "header"])
-@pytest.mark.parametrize("kind", ["expired", "tampered_char", "tampered_claims", "not_a_jwt", "alg_none"])
+@pytest.mark.parametrize("kind", ["expired", "tampered_char", "tampered_claims", "not_a_jwt", "alg_none",
+                                  "unsecured_jwt", "other_key"])
 def test_refused_token_is_401(api, db, kind, source):
-    token, description = bad_token(db, kind)
+    token, description, code = bad_token(db, kind)
     r = api.whoami(**{source: token})
-    body = assert_invalid_token(r, api, from_cookie=source == "cookie", description=description)
+    body = assert_invalid_token(r, api, from_cookie=source == "cookie", description=description, code=code)
     assert body["code"].startswith("PA"), describe(r, api)
 
 
@@ -177,15 +188,15 @@ def test_strict_instance_accepts_matching_audience_and_issuer(strict, db):
 
 
 @pytest.mark.parametrize("source", ["cookie", "header"])
-@pytest.mark.parametrize("kind, claims, description", [
-    ("wrong_audience", {"aud": "another-api"}, "audience"),
-    ("missing_audience", {"aud": None}, '"aud"'),
-    ("wrong_issuer", {"iss": "https://evil.example"}, "issuer"),
-    ("missing_issuer", {"iss": None}, '"iss"'),
+@pytest.mark.parametrize("kind, claims, description, code", [
+    ("wrong_audience", {"aud": "another-api"}, "audience", "PA006"),
+    ("missing_audience", {"aud": None}, '"aud"', "PA008"),
+    ("wrong_issuer", {"iss": "https://evil.example"}, "issuer", "PA007"),
+    ("missing_issuer", {"iss": None}, '"iss"', "PA008"),
 ])
-def test_strict_refuses_audience_and_issuer_mismatch(strict, db, source, kind, claims, description):
+def test_strict_refuses_audience_and_issuer_mismatch(strict, db, source, kind, claims, description, code):
     r = strict.whoami(**{source: strict_token(db, **claims)})
-    assert_invalid_token(r, strict, from_cookie=source == "cookie", description=description)
+    assert_invalid_token(r, strict, from_cookie=source == "cookie", description=description, code=code)
 
 
 def test_strict_refuses_anonymous_requests(strict):
@@ -195,7 +206,7 @@ def test_strict_refuses_anonymous_requests(strict):
     body = expect(r, 401, strict)
     assert r.headers.get("WWW-Authenticate") == "Bearer", describe(r, strict)
     assert "Set-Cookie" not in r.headers, describe(r, strict)
-    assert "no token" in body["message"], describe(r, strict)
+    assert body["code"] == "28000" and "no token" in body["message"], describe(r, strict)
 
 
 def test_duplicate_cookie_the_last_one_is_used(api, db):
@@ -214,7 +225,7 @@ def test_token_with_aud_is_refused_when_no_audience_is_configured(api, db):
     any `aud` (see test_postgrest_bearer.py), pg_auth without pg_auth.audience refuses a token
     that carries one (RFC 7519 §4.1.3). The same token passes as Bearer and fails as cookie."""
     r = api.whoami(cookie=db.user_token(ALICE, aud="some-api"))
-    assert_invalid_token(r, api, from_cookie=True, description="audience")
+    assert_invalid_token(r, api, from_cookie=True, description="audience", code="PA006")
 
 
 # ---- 5. refused roles: 403 ----------------------------------------------------------------------------

@@ -61,11 +61,11 @@ def test_revoked_bearer_token_is_refused_at_once(api, db):
     db.one("SELECT auth.revoke_token(%s) IS NULL", (payload_of(token)["jti"],))
 
     r = api.whoami(bearer=token)
-    assert_invalid_token(r, api, from_cookie=False, description="token has been revoked")
+    assert_invalid_token(r, api, from_cookie=False, description="token has been revoked", code="PA014")
     # Revocation is by jti, whatever the source: the same token as a cookie is refused too,
     # and that answer clears the cookie.
     r = api.whoami(cookie=token)
-    assert_invalid_token(r, api, from_cookie=True, description="token has been revoked")
+    assert_invalid_token(r, api, from_cookie=True, description="token has been revoked", code="PA014")
     # Only that token: another one of the same user still works.
     r = api.whoami(bearer=other)
     assert expect(r, 200, api)["jwt"]["jti"] == payload_of(other)["jti"], describe(r, api)

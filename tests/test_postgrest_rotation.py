@@ -47,9 +47,9 @@ def test_key_rotation_without_restarting_postgrest(api, db):
     # Step 2: the old key is retired. Its tokens are refused at the next request.
     db.one("SELECT auth.retire_key('rot-old') IS NULL")
     r = api.whoami(cookie=token_a)
-    assert_invalid_token(r, api, from_cookie=True, description='kid "rot-old"')
+    assert_invalid_token(r, api, from_cookie=True, description='kid "rot-old"', code="PA010")
     r = api.whoami(header=token_a)
-    assert_invalid_token(r, api, from_cookie=False, description='kid "rot-old"')
+    assert_invalid_token(r, api, from_cookie=False, description='kid "rot-old"', code="PA010")
     me = whoami_ok(api, cookie=token_b)
     assert me["sub"] == BOB
 
@@ -60,5 +60,5 @@ def test_key_rotation_without_restarting_postgrest(api, db):
     # A token signed with a key that is not in the ring at all is refused too.
     db.admin.execute("DELETE FROM auth.keys WHERE kid = 'rot-new'")
     r = api.whoami(cookie=token_b)
-    assert_invalid_token(r, api, from_cookie=True, description='kid "rot-new"')
+    assert_invalid_token(r, api, from_cookie=True, description='kid "rot-new"', code="PA010")
     assert api.alive() and api.pid == pid, api.log_tail()
