@@ -27,9 +27,12 @@ ensure_packages() {
     done
     # npm may come from outside Debian (a NodeSource or nvm install): accept any working npm.
     if command -v npm >/dev/null 2>&1; then
-        missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+        local kept=()
+        for p in ${missing[@]+"${missing[@]}"}; do
+            case "$p" in nodejs|npm) ;; *) kept+=("$p") ;; esac
+        done
+        missing=(${kept[@]+"${kept[@]}"})
     fi
-    missing=(${missing[@]+"${missing[@]}"})
     if [ ${#missing[@]} -gt 0 ]; then
         log "Installing Debian packages: ${missing[*]}"
         as_root apt-get update -qq

@@ -6,9 +6,11 @@
 use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
-use pgrx::{pg_sys, JsonB};
+use pgrx::pg_sys;
 use serde_json::{json, Map, Value};
 
+use crate::api::jsonb::JsonbText;
+use crate::api::jwt::storable;
 use crate::error::{AuthError, Result};
 use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
@@ -30,7 +32,8 @@ fn authenticate_request() {
     );
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
-        let cookie = (source == Some(Source::Cookie)).then(cookie_spec);
+        // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
+        let cookie = (source == Some(Source::Cookie) && err.http_status() == 401).then(cookie_spec);
         if request.from_postgrest() {
             let code = sqlstate::sqlstate(&err);
             let (message, detail) = pgrst_error(&err, code, cookie.as_ref());
@@ -45,12 +48,12 @@ fn authenticate_request() {
 /// For any SQL client: the same checks and effects for the current transaction, with `token`
 /// (NULL for anonymous). Returns the published claims.
 #[pg_extern(volatile, name = "authenticate")]
-fn authenticate_token(token: Option<&str>) -> JsonB {
+fn authenticate_token(token: Option<&str>) -> JsonbText {
     let found = match token.map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => Found::Token(t.to_string(), Source::Header),
         None => Found::Nothing,
     };
-    JsonB(Value::Object(establish(found).or_raise()))
+    JsonbText(establish(found).and_then(|claims| storable(Value::Object(claims).to_string())).or_raise())
 }
 
 fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option<Source>)> {
@@ -70,7 +73,9 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 fn establish(found: Found) -> Result<Map<String, Value>> {
     let claims = match found {
         Found::Token(token, _) if is_session_token(&token) => session_store::claims_for_token(&token)?,
-        Found::Token(token, _) => with_live_sid(keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?)?,
+        Found::Token(token, _) => {
+            with_live_sid(keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?.claims()?)?
+        }
         Found::Verified(claims) => with_live_sid(claims)?,
         Found::Nothing => return anonymous(),
     };

@@ -1,6 +1,7 @@
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use serde_json::Value;
+
+use super::jsonb::JsonbText;
 
 use crate::error::{AuthError, Result};
 use crate::jwt::keys::{parse_algorithm, parse_single_key};
@@ -16,12 +17,18 @@ fn required<T>(value: Option<T>, name: &'static str) -> Result<T> {
 /// Signs `claims` with an explicit key: an HMAC secret (HS256 unless `algorithm` says HS384/512),
 /// a private PEM (RSA, P-256, P-384, Ed25519) or an `oct` JWK.
 #[pg_extern(stable, parallel_safe, name = "sign_jwt")]
-fn sign_jwt_with_key(claims: Option<JsonB>, key: Option<&str>, algorithm: default!(Option<&str>, "NULL")) -> String {
+fn sign_jwt_with_key(claims: Option<JsonbText>, key: Option<&str>, algorithm: default!(Option<&str>, "NULL")) -> String {
     sign_with_key(claims, key, algorithm).or_raise()
 }
 
-fn sign_with_key(claims: Option<JsonB>, key: Option<&str>, algorithm: Option<&str>) -> Result<String> {
-    let claims = required(claims, "claims")?.0;
+/// Parses a jsonb argument's text; too deeply nested JSON is a clear argument error.
+pub(crate) fn json_argument(value: Option<JsonbText>, name: &'static str) -> Result<Value> {
+    let text = required(value, name)?.0;
+    serde_json::from_str(&text).map_err(|e| AuthError::InvalidArgument(format!("{name} cannot be read: {e}")))
+}
+
+fn sign_with_key(claims: Option<JsonbText>, key: Option<&str>, algorithm: Option<&str>) -> Result<String> {
+    let claims = json_argument(claims, "claims")?;
     let key = parse_single_key(required(key, "key")?)?;
     let alg = algorithm.map(parse_algorithm).transpose()?;
     sign(&claims, &key, alg)
@@ -30,12 +37,12 @@ fn sign_with_key(claims: Option<JsonB>, key: Option<&str>, algorithm: Option<&st
 /// Signs `claims` with the newest active key of the ring; the header names its `kid`.
 /// Not executable by PUBLIC (see sql/grants.sql): whoever may call it can mint any token.
 #[pg_extern(volatile, parallel_safe, name = "sign_jwt")]
-fn sign_jwt_with_ring(claims: Option<JsonB>) -> String {
+fn sign_jwt_with_ring(claims: Option<JsonbText>) -> String {
     sign_with_ring(claims).or_raise()
 }
 
-fn sign_with_ring(claims: Option<JsonB>) -> Result<String> {
-    let claims = required(claims, "claims")?.0;
+fn sign_with_ring(claims: Option<JsonbText>) -> Result<String> {
+    let claims = json_argument(claims, "claims")?;
     keyring::ring()?.sign(&claims, keyring::now())
 }
 
@@ -46,16 +53,19 @@ fn sign_with_ring(claims: Option<JsonB>) -> Result<String> {
 fn verify_jwt(
     token: Option<&str>,
     key: default!(Option<&str>, "NULL"),
-    options: default!(Option<JsonB>, "NULL"),
-) -> JsonB {
-    JsonB(Value::Object(verify(token, key, options).or_raise()))
+    options: default!(Option<JsonbText>, "NULL"),
+) -> JsonbText {
+    JsonbText(verify(token, key, options).or_raise())
 }
 
-fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonB>) -> Result<serde_json::Map<String, Value>> {
+fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) -> Result<String> {
     let token = required(token, "token")?;
-    let options = VerifyOptions::from_json(&options.map(|o| o.0).unwrap_or(Value::Null))?;
+    let options = match options {
+        None => VerifyOptions::default(),
+        some => VerifyOptions::from_json(&json_argument(some, "options")?)?,
+    };
     let Some(key) = key else {
-        return keyring::ring()?.verify(token, &options, keyring::now());
+        return storable(keyring::ring()?.verify(token, &options, keyring::now())?.payload);
     };
     let header = inspect(token)?;
     let keys = parse_keys(key)?;
@@ -66,12 +76,20 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonB>) -> Res
         })?,
         None => return Err(AuthError::UnknownKid("token has no kid, and the JWKS holds several keys".into())),
     };
-    verify_with_key(token, &header, key, &options)
+    storable(verify_with_key(token, &header, key, &options)?.payload)
+}
+
+/// jsonb cannot hold the string escape \u0000: refuse it here with our own error, not 22P05.
+pub(crate) fn storable(json: String) -> Result<String> {
+    if json.contains("\\u0000") {
+        return Err(AuthError::InvalidClaim("a claim contains \\u0000, which jsonb cannot store".into()));
+    }
+    Ok(json)
 }
 
 /// Header and payload of a token WITHOUT checking its signature or claims: for debugging only,
 /// never for deciding who someone is.
 #[pg_extern(immutable, parallel_safe)]
-fn decode_jwt_unverified(token: Option<&str>) -> JsonB {
-    JsonB(required(token, "token").and_then(decode_unverified).or_raise())
+fn decode_jwt_unverified(token: Option<&str>) -> JsonbText {
+    JsonbText(required(token, "token").and_then(decode_unverified).and_then(|v| storable(v.to_string())).or_raise())
 }

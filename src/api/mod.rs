@@ -1,6 +1,7 @@
 //! The SQL-facing functions: thin wrappers that turn arguments into calls of the pure core and
 //! results or errors back into SQL.
 
+pub(crate) mod jsonb;
 pub(crate) mod jwt;
 pub(crate) mod keys;
 pub(crate) mod users;

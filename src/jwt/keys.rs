@@ -4,6 +4,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use std::rc::Rc;
+
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
@@ -29,11 +33,18 @@ pub struct Key {
     pub sign: Option<EncodingKey>,
     /// The public half as a JWK (`kty` and its parameters only); `None` for HMAC secrets.
     pub public_jwk: Option<Map<String, Value>>,
+    /// The crate's verifier for a key narrowed to one algorithm, built once (ring keys): no key
+    /// setup (RSA modulus, EC point, HMAC key schedule) is repeated per token.
+    verifier: Option<Rc<dyn JwtVerifier>>,
 }
 
 impl Key {
     pub fn family(&self) -> AlgorithmFamily {
         self.algorithms[0].family()
+    }
+
+    pub fn with_kid(self, kid: Option<String>) -> Key {
+        Key { kid, ..self }
     }
 
     /// The algorithm comes from the key: a token or caller may only pick among the key's own.
@@ -50,11 +61,21 @@ impl Key {
         )))
     }
 
-    /// Narrows the key to one algorithm, which must be one it allows.
+    /// Narrows the key to one algorithm, which must be one it allows, and prepares its verifier.
     pub fn restrict_to(mut self, alg: Algorithm) -> Result<Key> {
         self.check_allows(alg)?;
         self.algorithms = vec![alg];
+        self.verifier = Some(Rc::from(new_verifier(alg, &self.verify)?));
         Ok(self)
+    }
+
+    /// Checks `signature` over `message` with `alg` (which the caller checked the key allows).
+    pub fn signature_matches(&self, alg: Algorithm, message: &[u8], signature: Vec<u8>) -> Result<bool> {
+        let verify = |v: &dyn JwtVerifier| v.verify(message, &signature).is_ok();
+        match &self.verifier {
+            Some(v) if v.algorithm() == alg => Ok(verify(v.as_ref())),
+            _ => Ok(verify(new_verifier(alg, &self.verify)?.as_ref())),
+        }
     }
 
     /// The public JWK as published by `auth.jwks()`: with `kid`, `alg` and `use`.
@@ -69,6 +90,11 @@ impl Key {
         jwk.insert("use".into(), json!("sig"));
         Some(Value::Object(jwk))
     }
+}
+
+fn new_verifier(alg: Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    (DEFAULT_PROVIDER.verifier_factory)(&alg, key)
+        .map_err(|e| AuthError::InvalidKey(format!("the key cannot verify {}: {e}", alg_name(alg))))
 }
 
 pub fn alg_name(alg: Algorithm) -> &'static str {
@@ -164,6 +190,7 @@ fn hmac_key(secret: &[u8]) -> Result<Key> {
         verify: DecodingKey::from_secret(secret),
         sign: Some(EncodingKey::from_secret(secret)),
         public_jwk: None,
+        verifier: None,
     })
 }
 
@@ -262,6 +289,7 @@ fn rsa_public(k: &rsa::RsaPublicKey) -> Result<Key> {
         verify: DecodingKey::from_rsa_raw_components(&n, &e),
         sign: None,
         public_jwk: Some(jwk_map(json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}))),
+        verifier: None,
     })
 }
 
@@ -294,6 +322,7 @@ fn ec_public(point: &[u8], curve: &str) -> Result<Key> {
         public_jwk: Some(jwk_map(
             json!({"kty": "EC", "crv": curve, "x": B64.encode(x), "y": B64.encode(y)}),
         )),
+        verifier: None,
     })
 }
 
@@ -313,6 +342,7 @@ fn ed25519_public(k: &ed25519_dalek::VerifyingKey) -> Result<Key> {
         public_jwk: Some(jwk_map(
             json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(k.as_bytes())}),
         )),
+        verifier: None,
     })
 }
 
@@ -409,7 +439,7 @@ pub fn parse_jwk(value: &Value) -> Result<Key> {
         Some(alg) => key.restrict_to(parse_algorithm(alg)?)?,
         None => key,
     };
-    Ok(Key { kid: jwk.get("kid").and_then(Value::as_str).map(str::to_string), ..key })
+    Ok(key.with_kid(jwk.get("kid").and_then(Value::as_str).map(str::to_string)))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::keys::{alg_name, parse_algorithm, parse_jwk, parse_single_key, truncate, Key};
 use super::sign::sign;
-use super::verify::{inspect, verify_with_key, VerifyOptions};
+use super::verify::{inspect, verify_with_key, Verified, VerifyOptions};
 use crate::error::{AuthError, Result};
 
 /// One row of `auth.keys`, parsed. Times are Unix seconds.
@@ -37,7 +37,7 @@ impl RingKey {
             (None, None) => return Err(AuthError::InvalidKey("row has neither secret nor public_jwk".into())),
         };
         let key = key.restrict_to(parse_algorithm(algorithm)?)?;
-        Ok(RingKey { key: Key { kid: Some(kid.to_string()), ..key }, active_from, retire_after })
+        Ok(RingKey { key: key.with_kid(Some(kid.to_string())), active_from, retire_after })
     }
 
     fn kid(&self) -> &str {
@@ -88,7 +88,7 @@ impl KeyRing {
     /// Verifies against the ring: the key named by `kid`, or without a `kid` every unretired key
     /// of the header's algorithm. A key published ahead of its `active_from` already verifies,
     /// so tokens signed elsewhere with a pre-announced key are accepted.
-    pub fn verify(&self, token: &str, options: &VerifyOptions, now: f64) -> Result<Map<String, Value>> {
+    pub fn verify(&self, token: &str, options: &VerifyOptions, now: f64) -> Result<Verified> {
         let header = inspect(token)?;
         let usable = |k: &&RingKey| !k.retired(now);
         if let Some(kid) = &header.kid {
@@ -228,7 +228,7 @@ mod tests {
         let ring = KeyRing::new(vec![ring_key("h", Algorithm::HS256, 0.0, None)]);
         let secret_text = generate_key_text(Algorithm::HS256).unwrap();
         let other = parse_single_key(&secret_text).unwrap();
-        let token = sign(&json!({}), &Key { kid: Some("h".into()), ..other }, Some(Algorithm::HS512)).unwrap();
+        let token = sign(&json!({}), &other.with_kid(Some("h".into())), Some(Algorithm::HS512)).unwrap();
         assert!(matches!(ring.verify(&token, &VerifyOptions::default(), 1.0), Err(AuthError::AlgorithmNotAllowed(_))));
     }
 
@@ -236,11 +236,11 @@ mod tests {
     fn token_without_kid_tries_keys_of_its_algorithm() {
         let a = ring_key("a", Algorithm::ES256, 0.0, None);
         let b = ring_key("b", Algorithm::ES256, 1.0, None);
-        let token = sign(&json!({"n": 1}), &Key { kid: None, ..a.key.clone() }, None).unwrap();
+        let token = sign(&json!({"n": 1}), &a.key.clone().with_kid(None), None).unwrap();
         let ring = KeyRing::new(vec![a, b]);
-        assert_eq!(ring.verify(&token, &VerifyOptions::default(), 5.0).unwrap()["n"], 1);
+        assert_eq!(ring.verify(&token, &VerifyOptions::default(), 5.0).unwrap().claims().unwrap()["n"], 1);
         let stranger = ring_key("c", Algorithm::ES256, 0.0, None);
-        let token = sign(&json!({}), &Key { kid: None, ..stranger.key }, None).unwrap();
+        let token = sign(&json!({}), &stranger.key.with_kid(None), None).unwrap();
         assert_eq!(ring.verify(&token, &VerifyOptions::default(), 5.0).err(), Some(AuthError::BadSignature));
     }
 

@@ -19,7 +19,7 @@ fn now() -> u64 {
 
 fn verify(token: &str, key: &Key, options: &VerifyOptions) -> Result<serde_json::Map<String, Value>, AuthError> {
     let header = inspect(token)?;
-    verify_with_key(token, &header, key, options)
+    verify_with_key(token, &header, key, options)?.claims()
 }
 
 fn hs_token(claims: Value) -> String {
@@ -119,10 +119,31 @@ fn the_header_cannot_pick_another_family() {
     let rsa = parse_single_key(&generate_key_text(Algorithm::RS256).unwrap()).unwrap();
     let token = hs_token(json!({"sub": "x"}));
     assert!(matches!(verify(&token, &rsa, &VerifyOptions::default()), Err(AuthError::AlgorithmNotAllowed(_))));
+    // RFC 7519's unsecured JWT (empty signature) is refused for its algorithm, not its shape.
     let none = format!("{}.{}.", B64.encode(br#"{"alg":"none"}"#), B64.encode(b"{}"));
-    assert!(matches!(inspect(&none), Err(AuthError::MalformedToken(_))));
+    assert!(matches!(inspect(&none), Err(AuthError::AlgorithmNotAllowed(_))));
     let none = format!("{}.{}.c2ln", B64.encode(br#"{"alg":"none"}"#), B64.encode(b"{}"));
     assert!(matches!(inspect(&none), Err(AuthError::AlgorithmNotAllowed(_))));
+}
+
+#[test]
+fn registered_claims_of_the_wrong_shape_are_invalid_not_missing() {
+    let key = parse_single_key(SECRET).unwrap();
+    let opts = VerifyOptions::from_json(&json!({"audience": "x", "issuer": "me"})).unwrap();
+    for claims in [json!({"aud": 5, "iss": "me"}), json!({"aud": true, "iss": "me"}), json!({"aud": ["x", 1], "iss": "me"})] {
+        assert_eq!(verify(&hs_token(claims), &key, &opts), Err(AuthError::InvalidClaim("aud".into())));
+    }
+    assert_eq!(verify(&hs_token(json!({"aud": "x", "iss": 5})), &key, &opts), Err(AuthError::InvalidClaim("iss".into())));
+    // Without an audience option a non-string aud is still refused, never silently accepted.
+    assert_eq!(verify(&hs_token(json!({"aud": {}})), &key, &VerifyOptions::default()), Err(AuthError::InvalidClaim("aud".into())));
+    assert_eq!(verify(&hs_token(json!({"exp": [1]})), &key, &VerifyOptions::default()), Err(AuthError::InvalidClaim("exp".into())));
+    assert_eq!(verify(&hs_token(json!({"nbf": {"a": 1}})), &key, &VerifyOptions::default()), Err(AuthError::InvalidClaim("nbf".into())));
+}
+
+#[test]
+fn critical_header_extensions_are_refused() {
+    let token = format!("{}.{}.c2ln", B64.encode(br#"{"alg":"HS256","crit":["x"]}"#), B64.encode(b"{}"));
+    assert!(matches!(inspect(&token), Err(AuthError::MalformedToken(m)) if m.contains("crit")));
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::keys::{alg_name, parse_algorithm, truncate, Key};
@@ -107,19 +107,37 @@ pub struct TokenHeader {
 /// Checks size and shape and reads the header. Everything later may assume three base64url
 /// segments and a JSON-object header with a known `alg`.
 pub fn inspect(token: &str) -> Result<TokenHeader> {
-    let segments = split(token)?;
-    let header = decode_json_object(segments[0], "header")?;
-    let alg = match header.get("alg") {
-        Some(Value::String(name)) => parse_algorithm(name)?,
+    let [header, _, _] = split(token)?;
+    let bytes = B64
+        .decode(header)
+        .map_err(|_| AuthError::MalformedToken("header is not base64url".into()))?;
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(AuthError::MalformedToken("header is not a JSON object".into()));
+    }
+    let raw: RawHeader = serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::MalformedToken(format!("header is not JSON: {e}")))?;
+    let alg = match raw.alg {
+        Some(Value::String(name)) => parse_algorithm(&name)?,
+        None | Some(Value::Null) => return Err(AuthError::MalformedToken("header has no \"alg\"".into())),
         Some(_) => return Err(AuthError::MalformedToken("header \"alg\" must be a string".into())),
-        None => return Err(AuthError::MalformedToken("header has no \"alg\"".into())),
     };
-    let kid = match header.get("kid") {
+    let kid = match raw.kid {
         None | Some(Value::Null) => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(Value::String(kid)) => Some(kid),
         Some(_) => return Err(AuthError::MalformedToken("header \"kid\" must be a string".into())),
     };
+    // RFC 7515 §4.1.11: extensions marked critical must be understood; pg_auth knows none.
+    if raw.crit.is_some() {
+        return Err(AuthError::MalformedToken("header \"crit\" names extensions pg_auth does not support".into()));
+    }
     Ok(TokenHeader { alg, kid })
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<Value>,
+    kid: Option<Value>,
+    crit: Option<Value>,
 }
 
 /// Size and shape: exactly three non-empty base64url segments.
@@ -132,7 +150,9 @@ fn split(token: &str) -> Result<[&str; 3]> {
         AuthError::MalformedToken(format!("expected 3 dot-separated segments, found {}", s.len()))
     })?;
     for (segment, name) in segments.iter().zip(["header", "payload", "signature"]) {
-        if segment.is_empty() || !segment.bytes().all(is_base64url) {
+        // An empty signature is well-formed (RFC 7519's unsecured JWT); the algorithm check
+        // refuses it.
+        if (segment.is_empty() && name != "signature") || !segment.bytes().all(is_base64url) {
             return Err(AuthError::MalformedToken(format!("{name} is not base64url")));
         }
     }
@@ -169,69 +189,117 @@ pub fn check_algorithm(header: &TokenHeader, key: &Key, options: &VerifyOptions)
     Ok(())
 }
 
-/// Verifies `token` (already inspected into `header`) with `key`; returns the claims.
-pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &VerifyOptions) -> Result<Map<String, Value>> {
+/// A verified token's payload, kept as the JSON text it came in: `auth.verify_jwt` hands it to
+/// jsonb as is, and only callers that need the claims as a map parse them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub payload: String,
+}
+
+impl Verified {
+    pub fn claims(&self) -> Result<Map<String, Value>> {
+        match serde_json::from_str::<Value>(&self.payload) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(AuthError::MalformedToken("payload is not a JSON object".into())),
+        }
+    }
+}
+
+/// The registered claims that decide validity; any other member is skipped unparsed.
+#[derive(Deserialize)]
+struct Registered {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    aud: Option<Value>,
+    iss: Option<Value>,
+}
+
+/// Verifies `token` (already inspected into `header`) with `key`: algorithm, signature, then
+/// claims. Crypto comes from jsonwebtoken's RustCrypto provider; the claims rules are ours.
+pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &VerifyOptions) -> Result<Verified> {
     check_algorithm(header, key, options)?;
-    let data = jsonwebtoken::decode::<Value>(token, &key.verify, &validation(header.alg, options))
-        .map_err(map_jwt_error)?;
-    let claims = match data.claims {
-        Value::Object(map) => map,
-        _ => return Err(AuthError::MalformedToken("payload is not a JSON object".into())),
-    };
-    check_iat(&claims, options.leeway)?;
-    for name in &options.required {
-        if claims.get(name).is_none_or(Value::is_null) {
+    let (message, signature) = token.rsplit_once('.').unwrap_or_default();
+    let signature = B64
+        .decode(signature)
+        .map_err(|_| AuthError::MalformedToken("signature is not base64url".into()))?;
+    if !key.signature_matches(header.alg, message.as_bytes(), signature)? {
+        return Err(AuthError::BadSignature);
+    }
+    let payload = message.split_once('.').map(|(_, p)| p).unwrap_or_default();
+    let payload = B64
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| AuthError::MalformedToken("payload is not base64url-encoded UTF-8".into()))?;
+    if !payload.trim_start().starts_with('{') {
+        return Err(AuthError::MalformedToken("payload is not a JSON object".into()));
+    }
+    let registered: Registered = serde_json::from_str(&payload)
+        .map_err(|e| AuthError::MalformedToken(format!("payload is not JSON: {e}")))?;
+    check_claims(&registered, options, jsonwebtoken::get_current_timestamp() as f64)?;
+    let verified = Verified { payload };
+    if !options.required.is_empty() {
+        let claims = verified.claims()?;
+        if let Some(name) = options.required.iter().find(|n| claims.get(n.as_str()).is_none_or(Value::is_null)) {
             return Err(AuthError::MissingClaim(name.clone()));
         }
     }
-    Ok(claims)
+    Ok(verified)
 }
 
-fn validation(alg: Algorithm, options: &VerifyOptions) -> Validation {
-    let mut v = Validation::new(alg);
-    v.leeway = options.leeway;
-    v.validate_nbf = true;
-    v.required_spec_claims.clear();
-    if let Some(aud) = &options.audience {
-        v.set_audience(aud);
-        v.required_spec_claims.insert("aud".into());
+/// A NumericDate (RFC 7519 §2): a finite, non-negative number of seconds. `null` is absent.
+fn numeric_date(value: &Option<Value>, name: &str) -> Result<Option<f64>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e15)
+            .map(Some)
+            .ok_or_else(|| AuthError::InvalidClaim(name.into())),
     }
-    if let Some(iss) = &options.issuer {
-        v.set_issuer(iss);
-        v.required_spec_claims.insert("iss".into());
-    }
-    v
 }
 
-/// jsonwebtoken does not look at `iat`; like PostgREST we refuse tokens issued in the future.
-fn check_iat(claims: &Map<String, Value>, leeway: u64) -> Result<()> {
-    let Some(iat) = claims.get("iat") else { return Ok(()) };
-    let iat = iat
-        .as_f64()
-        .filter(|t| t.is_finite() && *t >= 0.0)
-        .ok_or_else(|| AuthError::InvalidClaim("iat".into()))?;
-    if iat > (jsonwebtoken::get_current_timestamp() + leeway) as f64 {
+/// `aud` and `iss`: a string (or for `aud` an array of strings). `null` is absent.
+fn string_set(value: &Option<Value>, name: &str, many_allowed: bool) -> Result<Option<Vec<String>>> {
+    let invalid = || AuthError::InvalidClaim(name.into());
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+        Some(Value::Array(items)) if many_allowed => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(invalid))
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(invalid()),
+    }
+}
+
+fn check_claims(claims: &Registered, options: &VerifyOptions, now: f64) -> Result<()> {
+    let leeway = options.leeway as f64;
+    if numeric_date(&claims.exp, "exp")?.is_some_and(|exp| exp + leeway < now) {
+        return Err(AuthError::Expired);
+    }
+    if numeric_date(&claims.nbf, "nbf")?.is_some_and(|nbf| nbf > now + leeway) {
+        return Err(AuthError::NotYetValid("nbf"));
+    }
+    // jsonwebtoken's own validation ignores `iat`; like PostgREST we refuse tokens issued in the future.
+    if numeric_date(&claims.iat, "iat")?.is_some_and(|iat| iat > now + leeway) {
         return Err(AuthError::NotYetValid("iat"));
     }
-    Ok(())
-}
-
-fn map_jwt_error(e: jsonwebtoken::errors::Error) -> AuthError {
-    match e.into_kind() {
-        ErrorKind::InvalidSignature => AuthError::BadSignature,
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid("nbf"),
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-        ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c),
-        ErrorKind::InvalidClaimFormat(c) => AuthError::InvalidClaim(c),
-        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed("algorithm does not match the key".into()),
-        ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidKeyFormat => {
-            AuthError::InvalidKey("the key cannot verify this token".into())
-        }
-        ErrorKind::Json(e) => AuthError::MalformedToken(format!("payload is not valid claims JSON: {e}")),
-        ErrorKind::Base64(_) | ErrorKind::Utf8(_) => AuthError::MalformedToken("payload is not base64url".into()),
-        other => AuthError::MalformedToken(format!("{other:?}")),
+    let aud = string_set(&claims.aud, "aud", true)?;
+    match (&options.audience, aud) {
+        (Some(_), None) => return Err(AuthError::MissingClaim("aud".into())),
+        (Some(accepted), Some(aud)) if !aud.iter().any(|a| accepted.contains(a)) => return Err(AuthError::WrongAudience),
+        // RFC 7519 §4.1.3: a token for named audiences is refused by whoever is not one of them.
+        (None, Some(aud)) if !aud.is_empty() => return Err(AuthError::WrongAudience),
+        _ => {}
+    }
+    let iss = string_set(&claims.iss, "iss", false)?;
+    match (&options.issuer, iss) {
+        (Some(_), None) => Err(AuthError::MissingClaim("iss".into())),
+        (Some(accepted), Some(iss)) if !accepted.contains(&iss[0]) => Err(AuthError::WrongIssuer),
+        _ => Ok(()),
     }
 }
 
