@@ -30,3 +30,4 @@ REVOKE ALL ON FUNCTION auth.revoke_user_sessions(uuid, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.cleanup_expired() FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.hash_password(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION auth.verify_password(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION auth.session_token_hash() FROM PUBLIC;

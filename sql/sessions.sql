@@ -116,7 +116,8 @@ END
 $$;
 
 -- Rotates the current session's token (the old one stops working), pushes the idle expiry
--- forward and sets the new cookie. The absolute expiry does not move.
+-- forward and sets the new cookie. The absolute expiry does not move. Of two refreshes racing
+-- with the same old token, the second gets 401 and the first one's new token stays valid.
 CREATE FUNCTION auth.refresh() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -129,6 +130,9 @@ BEGIN
     SET token_hash = t.token_hash, refreshed_at = now(),
         idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
     WHERE s.id = auth.session_id() AND s.revoked_at IS NULL AND s.expires_at > now()
+      -- Only the token that was presented (a JWT carrying sid presents none): a racing refresh
+      -- with the same old cookie finds it already rotated and gets 401.
+      AND s.token_hash = coalesce(auth.session_token_hash(), s.token_hash)
     RETURNING s.expires_at INTO ends;
     IF ends IS NULL THEN
         PERFORM auth.raise_http(401, 'PA017', 'not signed in');

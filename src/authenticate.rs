@@ -3,7 +3,7 @@
 //! (`request`, `jwt`, `identity`, `response`); this file reads settings and the catalog and
 //! writes the two transaction-local settings.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 
 use pgrx::prelude::*;
 use pgrx::pg_sys;
@@ -26,9 +26,9 @@ use crate::{keyring, session_store, sqlstate};
 #[pg_extern(volatile, name = "authenticate")]
 fn authenticate_request() {
     let request = Request::from_settings(
-        setting("request.headers").as_deref(),
-        setting("request.cookies").as_deref(),
-        setting("request.jwt.claims").as_deref(),
+        s::current("request.headers").as_deref(),
+        s::current("request.cookies").as_deref(),
+        s::current("request.jwt.claims").as_deref(),
     );
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
@@ -156,13 +156,6 @@ fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
         return Err(AuthError::Revoked);
     }
     Ok(())
-}
-
-/// Reads a setting that may not exist (PostgREST's `request.*` outside PostgREST).
-fn setting(name: &str) -> Option<String> {
-    let name = CString::new(name).ok()?;
-    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
 }
 
 /// `set_config(name, value, true)`: reverts at COMMIT or ROLLBACK, works in READ ONLY transactions.

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use pgrx::prelude::*;
 use pgrx::pg_sys;
 
-use crate::error::AuthError;
+use crate::privileged;
 use crate::jwt::ring::{KeyRing, RingKey};
 
 thread_local! {
@@ -22,6 +22,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     if relid == pg_sys::InvalidOid || relid == KEYS_OID.get() {
         GENERATION.set(GENERATION.get() + 1);
     }
+    crate::privileged::forget(relid);
 }
 
 /// Called from `_PG_init`.
@@ -47,22 +48,10 @@ pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-fn keys_table() -> crate::error::Result<(pg_sys::Oid, pg_sys::Oid)> {
-    let found = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
-        "SELECT c.oid, c.relowner FROM pg_catalog.pg_class c \
-         WHERE c.oid = pg_catalog.to_regclass('auth.keys')",
-    );
-    match found {
-        Ok((Some(oid), Some(owner))) => Ok((oid, owner)),
-        _ => Err(AuthError::InvalidKey("table auth.keys is missing; is pg_auth installed in this database?".into())),
-    }
-}
-
 fn load() -> crate::error::Result<KeyRing> {
-    let (oid, owner) = keys_table()?;
+    let (oid, _) = privileged::table("auth.keys")?;
     KEYS_OID.set(oid);
-    let _as_owner = crate::privileged::AsOwner::switch(owner);
-    let rows = Spi::connect(|client| {
+    let rows = privileged::read_as_owner("auth.keys", |client| {
         let table = client.select(
             "SELECT kid, algorithm, secret, public_jwk::text, \
                     extract(epoch FROM active_from)::float8, extract(epoch FROM retire_after)::float8 \
@@ -81,9 +70,8 @@ fn load() -> crate::error::Result<KeyRing> {
                 row.get::<f64>(6)?,
             ));
         }
-        Ok::<_, pgrx::spi::Error>(rows)
-    })
-    .map_err(|e| AuthError::InvalidKey(format!("cannot read auth.keys: {e}")))?;
+        Ok(rows)
+    })?;
     let mut keys = Vec::with_capacity(rows.len());
     for (kid, alg, secret, jwk, from, until) in rows {
         match RingKey::from_row(&kid, &alg, secret.as_deref(), jwk.as_deref(), from, until) {

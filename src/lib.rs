@@ -43,7 +43,7 @@ extension_sql_file!("../sql/users.sql", name = "users", requires = ["identity"])
 extension_sql_file!(
     "../sql/sessions.sql",
     name = "sessions",
-    requires = ["users", "revocation", api::users::setting, api::users::clearing_cookie]
+    requires = ["users", "revocation", api::users::setting, api::users::clearing_cookie, session_store::session_token_hash]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

@@ -1,31 +1,41 @@
 //! Looking sessions up for `auth.authenticate`: one index probe on the token's SHA-256, read
 //! as the owner of `auth.sessions`, nothing written.
 
+use std::cell::RefCell;
+
 use pgrx::prelude::*;
-use pgrx::pg_sys;
+use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use serde_json::{json, Map, Value};
 
 use crate::error::{AuthError, Result};
-use crate::privileged::AsOwner;
+use crate::privileged::{read_as_owner, select_one};
 use crate::session::hash_token;
 
-fn sessions_owner() -> Result<pg_sys::Oid> {
-    match Spi::get_one::<pg_sys::Oid>(
-        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('auth.sessions')",
-    ) {
-        Ok(Some(owner)) => Ok(owner),
-        _ => Err(AuthError::InvalidKey("table auth.sessions is missing".into())),
+thread_local! {
+    /// SHA-256 of the session token this transaction authenticated with; cleared at its end.
+    static PRESENTED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+fn remember_presented(hash: Vec<u8>) {
+    if PRESENTED.replace(Some(hash)).is_none() {
+        let forget = || drop(PRESENTED.take());
+        register_xact_callback(PgXactCallbackEvent::Commit, forget);
+        register_xact_callback(PgXactCallbackEvent::Abort, forget);
     }
 }
 
-fn spi_error(e: pgrx::spi::Error) -> AuthError {
-    AuthError::InvalidKey(format!("cannot read auth.sessions: {e}"))
+/// The SHA-256 of the session token the current transaction authenticated with (NULL when it
+/// used none). `auth.refresh()` rotates only the token that was presented, so of two racing
+/// refreshes with the same cookie the second finds it gone instead of killing the first's.
+#[pg_extern(volatile)]
+pub(crate) fn session_token_hash() -> Option<Vec<u8>> {
+    PRESENTED.with_borrow(|p| p.clone())
 }
 
 /// The claims of a live session (`sub`, `role`, `email`, `sid`), or `SessionInvalid`.
 pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
-    let _as_owner = AsOwner::switch(sessions_owner()?);
-    let row = Spi::connect(|client| {
+    let hash = hash_token(token);
+    let row = read_as_owner("auth.sessions", |client| {
         let mut rows = client.select(
             "SELECT u.id::text, u.role, u.email, s.id::text, \
                     extract(epoch FROM least(s.expires_at, s.idle_expires_at))::bigint \
@@ -34,7 +44,7 @@ pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
                AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
                AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
             Some(1),
-            &[hash_token(token).into()],
+            &[hash.clone().into()],
         )?;
         match rows.next() {
             None => Ok(None),
@@ -46,9 +56,9 @@ pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
                 r.get::<i64>(5)?,
             ))),
         }
-    })
-    .map_err(spi_error)?;
+    })?;
     let (sub, role, email, sid, exp) = row.ok_or(AuthError::SessionInvalid)?;
+    remember_presented(hash);
     let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
     Ok(claims.as_object().cloned().unwrap_or_default())
 }
@@ -57,14 +67,15 @@ pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
 pub fn check_sid(claims: &Map<String, Value>) -> Result<()> {
     let Some(sid) = claims.get("sid") else { return Ok(()) };
     let sid = sid.as_str().filter(|s| s.len() == 36).ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
-    let _as_owner = AsOwner::switch(sessions_owner()?);
-    let live = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM auth.sessions s \
+    let live = read_as_owner("auth.sessions", |client| {
+        select_one::<bool>(
+            client,
+            "SELECT EXISTS (SELECT 1 FROM auth.sessions s \
          WHERE s.id::text OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
            AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())",
-        &[sid.into()],
-    )
-    .map_err(spi_error)?;
+            &[sid.into()],
+        )
+    })?;
     if live != Some(true) {
         return Err(AuthError::SessionInvalid);
     }

@@ -76,3 +76,11 @@ pub fn define() {
 pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
     setting.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
 }
+
+/// The current value of any setting, or `None` when it does not exist (PostgREST's `request.*`
+/// outside PostgREST). Reads the GUC directly: no SPI, no transaction id.
+pub fn current(name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    let value = unsafe { pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+}

@@ -78,6 +78,14 @@ SELECT auth.authenticate(user_token) IS NOT NULL AS ok, current_user FROM tok;
 SELECT txid_current_if_assigned() IS NULL AS no_xid;
 COMMIT;
 
+-- The same with a cold key-ring cache: reloading the ring reads auth.keys without an xid.
+SELECT auth.generate_key('HS384', 'cold-cache') AS kid;
+BEGIN READ ONLY;
+SELECT auth.authenticate(user_token) IS NOT NULL AS ok FROM tok;
+SELECT txid_current_if_assigned() IS NULL AS no_xid_cold;
+COMMIT;
+DELETE FROM auth.keys WHERE kid = 'cold-cache';
+
 -- Pre-request mode with PostgREST's settings: cookie, then header, then Bearer claims.
 BEGIN;
 SELECT set_config('request.headers', '{"user-agent":"t"}', true) IS NOT NULL AS set, set_config('request.cookies', json_build_object('access_token', user_token)::text, true) IS NOT NULL AS set FROM tok;

@@ -48,5 +48,18 @@ SELECT err($$DELETE FROM auth.keys$$);
 RESET ROLE;
 DROP ROLE regress_web;
 
+-- Parallel workers load the ring themselves (read-only, no xid).
+CREATE TABLE par AS SELECT auth.sign_jwt(jsonb_build_object('n', i)) AS t FROM generate_series(1, 3000) AS i;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT count(auth.verify_jwt(t)) AS verified_in_parallel FROM par;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE par;
+
 -- pg_dump keeps the ring: the table is registered as extension configuration.
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'pg_auth';

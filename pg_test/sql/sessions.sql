@@ -33,6 +33,12 @@ SELECT auth.authenticate(r ->> 'token') - 'exp' - 'sub' - 'sid' AS claims FROM l
 SELECT current_user, auth.uid() = :'alice_id' AS uid_is_user, auth.session_id() IS NOT NULL AS has_sid;
 COMMIT;
 
+-- Session lookups write nothing: a READ ONLY transaction (or a replica) gets no xid.
+BEGIN READ ONLY;
+SELECT auth.authenticate(r ->> 'token') ->> 'role' AS role FROM login;
+SELECT txid_current_if_assigned() IS NULL AS no_xid;
+COMMIT;
+
 -- Wrong password or unknown email: no exception (the failure count must survive), 401 status.
 SELECT auth.login('alice@example.com', 'wrong') AS r, current_setting('response.status', true) AS status;
 SELECT auth.login('nobody@example.com', 'wrong') AS r;

@@ -74,8 +74,8 @@ pub(crate) fn clearing_cookie() -> String {
 /// The value of setting `pg_auth.<name>`, defaults included (loads the library first, so SQL
 /// functions never see an undefined setting).
 #[pg_extern(stable, parallel_safe, strict)]
-pub(crate) fn setting(name: &str) -> Option<String> {
-    Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1)", &[format!("pg_auth.{name}").into()])
-        .map_err(|e| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}: {e}")))
+pub(crate) fn setting(name: &str) -> String {
+    s::current(&format!("pg_auth.{name}"))
+        .ok_or_else(|| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}")))
         .or_raise()
 }
