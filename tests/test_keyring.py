@@ -293,6 +293,17 @@ def test_add_key_public_pem_with_thumbprint_kid(py_keys, conn):
     assert published(conn)[expected_kid]["crv"] == "Ed25519"
 
 
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "EdDSA", "RS256"])
+def test_generate_key_default_kid_is_the_rfc7638_thumbprint(conn, alg):
+    kid = one(conn, "SELECT auth.generate_key(%s)", (alg,))
+    try:
+        jwk = published(conn)[kid]
+        assert jwk["alg"] == alg
+        assert kid == thumbprint(jwk)
+    finally:
+        conn.execute("SELECT auth.retire_key(%s)", (kid,))
+
+
 def test_add_key_public_pem_with_kid_and_algorithm(py_keys, new_conn):
     admin, other = new_conn(), new_conn()
     kid = unique("pem-rsa")

@@ -130,14 +130,28 @@ pub fn inspect(token: &str) -> Result<TokenHeader> {
     if raw.crit.is_some() {
         return Err(AuthError::MalformedToken("header \"crit\" names extensions pg_auth does not support".into()));
     }
+    // The other registered members are never used (a key in the header is no reason to trust
+    // it), but one of the wrong type marks a forged or broken token.
+    let checks: [(&str, &Option<Value>, fn(&Value) -> bool); 3] =
+        [("typ", &raw.typ, Value::is_string), ("cty", &raw.cty, Value::is_string), ("jwk", &raw.jwk, Value::is_object)];
+    let wrong_type = checks
+        .into_iter()
+        .find(|(_, v, is_ok)| v.as_ref().is_some_and(|v| !is_ok(v)));
+    if let Some((name, _, _)) = wrong_type {
+        return Err(AuthError::MalformedToken(format!("header \"{name}\" has the wrong type")));
+    }
     Ok(TokenHeader { alg, kid })
 }
 
+/// The header members we look at; others are skipped unparsed. Duplicate members are errors.
 #[derive(Deserialize)]
 struct RawHeader {
     alg: Option<Value>,
     kid: Option<Value>,
     crit: Option<Value>,
+    typ: Option<Value>,
+    cty: Option<Value>,
+    jwk: Option<Value>,
 }
 
 /// Size and shape: exactly three non-empty base64url segments.
@@ -205,14 +219,24 @@ impl Verified {
     }
 }
 
-/// The registered claims that decide validity; any other member is skipped unparsed.
+/// The registered claims that decide validity; any other member is skipped unparsed. A member
+/// that is present but `null` is `Some(Value::Null)`, so it is refused rather than ignored.
 #[derive(Deserialize)]
 struct Registered {
+    #[serde(default, deserialize_with = "present")]
     exp: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     nbf: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     iat: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     aud: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
     iss: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Verifies `token` (already inspected into `header`) with `key`: algorithm, signature, then
@@ -237,6 +261,12 @@ pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &V
     }
     let registered: Registered = serde_json::from_str(&payload)
         .map_err(|e| AuthError::MalformedToken(format!("payload is not JSON: {e}")))?;
+    // Skipped members are not checked for escapes; validate fully only when there are any
+    // (a lone surrogate such as "\ud800" is not JSON text PostgreSQL accepts).
+    if payload.contains("\\u") {
+        serde_json::from_str::<Value>(&payload)
+            .map_err(|e| AuthError::MalformedToken(format!("payload is not JSON: {e}")))?;
+    }
     check_claims(&registered, options, jsonwebtoken::get_current_timestamp() as f64)?;
     let verified = Verified { payload };
     if !options.required.is_empty() {
@@ -248,23 +278,24 @@ pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &V
     Ok(verified)
 }
 
-/// A NumericDate (RFC 7519 §2): a finite, non-negative number of seconds. `null` is absent.
+/// A NumericDate (RFC 7519 §2): seconds as a non-negative number below 2^64, like
+/// jsonwebtoken's own parsing.
 fn numeric_date(value: &Option<Value>, name: &str) -> Result<Option<f64>> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e15)
-            .map(Some)
-            .ok_or_else(|| AuthError::InvalidClaim(name.into())),
+    let Some(v) = value else { return Ok(None) };
+    if let Some(whole) = v.as_u64() {
+        return Ok(Some(whole as f64));
     }
+    v.as_f64()
+        .filter(|t| t.is_finite() && *t >= 0.0 && *t < 18_446_744_073_709_551_616.0)
+        .map(Some)
+        .ok_or_else(|| AuthError::InvalidClaim(name.into()))
 }
 
-/// `aud` and `iss`: a string (or for `aud` an array of strings). `null` is absent.
+/// `aud` and `iss`: a string (or for `aud` an array of strings).
 fn string_set(value: &Option<Value>, name: &str, many_allowed: bool) -> Result<Option<Vec<String>>> {
     let invalid = || AuthError::InvalidClaim(name.into());
     match value {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
         Some(Value::Array(items)) if many_allowed => items
             .iter()
