@@ -17,7 +17,8 @@ pub const DEFAULT_LEEWAY: u64 = 30;
 pub const MAX_LEEWAY: u64 = 7 * 24 * 3600;
 
 /// What a verification checks besides the signature. Built from the `options` jsonb of
-/// `auth.verify_jwt`; the defaults match PostgREST (30 s leeway, no audience, no issuer).
+/// `auth.verify_jwt`. Defaults: 30 s leeway and no issuer, as in PostgREST; unlike PostgREST
+/// without `jwt-aud`, a token carrying an `aud` is refused when no audience is configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifyOptions {
     /// Accepted audiences; when set, the token must carry an `aud` naming one of them.
