@@ -155,27 +155,25 @@ struct RawHeader {
     jwk: Option<Value>,
 }
 
-/// Size and shape: exactly three non-empty base64url segments.
+/// Size and shape: exactly three segments, header and payload non-empty. Their alphabet is
+/// checked by the base64url decoding of each segment.
 fn split(token: &str) -> Result<[&str; 3]> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(AuthError::TokenTooLarge { size: token.len(), max: MAX_TOKEN_LEN });
     }
-    let segments: Vec<&str> = token.split('.').collect();
-    let segments: [&str; 3] = segments.try_into().map_err(|s: Vec<&str>| {
-        AuthError::MalformedToken(format!("expected 3 dot-separated segments, found {}", s.len()))
-    })?;
-    for (segment, name) in segments.iter().zip(["header", "payload", "signature"]) {
-        // An empty signature is well-formed (RFC 7519's unsecured JWT); the algorithm check
-        // refuses it.
-        if (segment.is_empty() && name != "signature") || !segment.bytes().all(is_base64url) {
-            return Err(AuthError::MalformedToken(format!("{name} is not base64url")));
+    let mut parts = token.splitn(4, '.');
+    let segments = [parts.next(), parts.next(), parts.next(), parts.next()];
+    let [Some(header), Some(payload), Some(signature), None] = segments else {
+        let found = token.bytes().filter(|b| *b == b'.').count() + 1;
+        return Err(AuthError::MalformedToken(format!("expected 3 dot-separated segments, found {found}")));
+    };
+    // An empty signature is well-formed (RFC 7519's unsecured JWT); the algorithm check refuses it.
+    for (segment, name) in [(header, "header"), (payload, "payload")] {
+        if segment.is_empty() {
+            return Err(AuthError::MalformedToken(format!("{name} is empty")));
         }
     }
-    Ok(segments)
-}
-
-fn is_base64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    Ok([header, payload, signature])
 }
 
 /// Decodes one base64url segment that must hold a JSON object.
@@ -245,18 +243,19 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &VerifyOptions) -> Result<Verified> {
     check_algorithm(header, key, options)?;
     let (message, signature) = token.rsplit_once('.').unwrap_or_default();
-    let signature = B64
-        .decode(signature)
-        .map_err(|_| AuthError::MalformedToken("signature is not base64url".into()))?;
-    if !key.signature_matches(header.alg, message.as_bytes(), signature)? {
-        return Err(AuthError::BadSignature);
-    }
+    // Decoding the payload first reports a malformed one as such, not as a bad signature.
     let payload = message.split_once('.').map(|(_, p)| p).unwrap_or_default();
     let payload = B64
         .decode(payload)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| AuthError::MalformedToken("payload is not base64url-encoded UTF-8".into()))?;
+    let signature = B64
+        .decode(signature)
+        .map_err(|_| AuthError::MalformedToken("signature is not base64url".into()))?;
+    if !key.signature_matches(header.alg, message.as_bytes(), signature)? {
+        return Err(AuthError::BadSignature);
+    }
     if !payload.trim_start().starts_with('{') {
         return Err(AuthError::MalformedToken("payload is not a JSON object".into()));
     }
