@@ -6,13 +6,17 @@ CREATE FUNCTION auth.jwt() RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
 
+-- A text as uuid when it is one, otherwise NULL (never an error inside a policy).
+CREATE FUNCTION auth.as_uuid(value text) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN value::uuid END
+$$;
+
 -- The subject as uuid when it is one (as in Supabase), otherwise NULL: use auth.claim('sub').
 CREATE FUNCTION auth.uid() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-    SELECT CASE WHEN s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN s::uuid END
-    FROM (SELECT auth.jwt() ->> 'sub') AS t(s)
-$$;
+AS $$ SELECT auth.as_uuid(auth.jwt() ->> 'sub') $$;
 
 -- The role claim of the published claims (the database role is current_user).
 CREATE FUNCTION auth.role() RETURNS text
@@ -31,7 +35,4 @@ AS $$ SELECT auth.jwt() #>> string_to_array(path, '.') $$;
 -- The current session's id (the `sid` claim), for auth.logout() and friends.
 CREATE FUNCTION auth.session_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-    SELECT CASE WHEN s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN s::uuid END
-    FROM (SELECT auth.jwt() ->> 'sid') AS t(s)
-$$;
+AS $$ SELECT auth.as_uuid(auth.jwt() ->> 'sid') $$;
