@@ -1,12 +1,14 @@
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use pgrx::prelude::*;
 use serde_json::Value;
 
 use super::jsonb::JsonbText;
-
 use crate::error::{AuthError, Result};
-use crate::jwt::keys::{parse_algorithm, parse_single_key};
+use crate::jwt::keys::{parse_algorithm, parse_keys, parse_single_key, Key};
+use crate::jwt::sign::sign;
 use crate::jwt::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions};
-use crate::jwt::{keys::parse_keys, sign::sign};
 use crate::keyring;
 use crate::sqlstate::OrRaise;
 
@@ -68,7 +70,7 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
         return storable(keyring::ring()?.verify(token, &options, keyring::now())?.payload);
     };
     let header = inspect(token)?;
-    let keys = parse_keys(key)?;
+    let keys = parsed_keys(key)?;
     let key = match &header.kid {
         _ if keys.len() == 1 => &keys[0],
         Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| {
@@ -77,6 +79,23 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
         None => return Err(AuthError::UnknownKid("token has no kid, and the JWKS holds several keys".into())),
     };
     storable(verify_with_key(token, &header, key, &options)?.payload)
+}
+
+thread_local! {
+    /// The last explicit key text and its parsed keys: a query usually passes the same key for
+    /// every row, so it is parsed once, not once per token.
+    static LAST_KEY: RefCell<Option<(String, Rc<Vec<Key>>)>> = const { RefCell::new(None) };
+}
+
+fn parsed_keys(text: &str) -> Result<Rc<Vec<Key>>> {
+    let cached = LAST_KEY.with_borrow(|c| c.as_ref().filter(|(t, _)| t == text).map(|(_, keys)| keys.clone()));
+    if let Some(keys) = cached {
+        return Ok(keys);
+    }
+    let keys: Vec<Key> = parse_keys(text)?.into_iter().map(Key::prepared).collect::<Result<_>>()?;
+    let keys = Rc::new(keys);
+    LAST_KEY.set(Some((text.to_string(), keys.clone())));
+    Ok(keys)
 }
 
 /// jsonb cannot hold the string escape \u0000: refuse it here with our own error, not 22P05.

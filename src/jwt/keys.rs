@@ -69,6 +69,15 @@ impl Key {
         Ok(self)
     }
 
+    /// Builds the verifier for the key's first (most usual) algorithm now, for a key that will
+    /// verify many tokens; other algorithms of its family still work, built per call.
+    pub fn prepared(mut self) -> Result<Key> {
+        if self.verifier.is_none() {
+            self.verifier = Some(Rc::from(new_verifier(self.algorithms[0], &self.verify)?));
+        }
+        Ok(self)
+    }
+
     /// Checks `signature` over `message` with `alg` (which the caller checked the key allows).
     pub fn signature_matches(&self, alg: Algorithm, message: &[u8], signature: Vec<u8>) -> Result<bool> {
         let verify = |v: &dyn JwtVerifier| v.verify(message, &signature).is_ok();

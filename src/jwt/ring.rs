@@ -133,7 +133,7 @@ pub struct StoredKey {
 /// family's usual one).
 pub fn describe_keys(text: &str, kid: Option<&str>, algorithm: Option<&str>) -> Result<Vec<StoredKey>> {
     let keys = super::keys::parse_keys(text)?;
-    let is_jwks = text.trim_start().starts_with('{') && text.contains("\"keys\"");
+    let is_jwks = serde_json::from_str::<Value>(text.trim()).is_ok_and(|v| v.get("keys").is_some());
     if kid.is_some() && is_jwks {
         return Err(AuthError::InvalidArgument("a kid can only be given for a single key, not a JWKS".into()));
     }
