@@ -8,17 +8,21 @@
 //! transaction id is assigned (READ ONLY transactions and replicas keep working).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
-use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiResult};
 use pgrx::datum::DatumWithOid;
-use pgrx::{pg_sys, IntoDatum};
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
+use pgrx::{pg_sys, PgOid};
 
 use crate::error::{AuthError, Result};
 
 thread_local! {
     /// (qualified name, relation oid, owner) of tables looked up so far in this backend.
     static TABLES: RefCell<Vec<(&'static str, pg_sys::Oid, pg_sys::Oid)>> = const { RefCell::new(Vec::new()) };
+    /// Plans of the fixed queries on the request path, made once per backend. PostgreSQL's plan
+    /// cache re-plans them by itself when a table they use changes.
+    static PLANS: RefCell<Vec<(&'static str, Rc<OwnedPreparedStatement>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Forgets cached table facts after a relcache invalidation (`InvalidOid` means all).
@@ -57,9 +61,24 @@ pub fn read_as_owner<T>(table_name: &'static str, read: impl FnOnce(&SpiClient<'
     Spi::connect(read).map_err(|e| AuthError::InvalidKey(format!("cannot read {table_name}: {e}")))
 }
 
-/// The first column of the first row of a read-only query.
-pub fn select_one<A: FromDatum + IntoDatum>(client: &SpiClient<'_>, query: &str, args: &[DatumWithOid<'_>]) -> SpiResult<Option<A>> {
-    client.select(query, Some(1), args)?.first().get_one::<A>()
+/// Runs one of the fixed read-only queries with a plan kept for the backend's life: parsing and
+/// planning would cost far more than the index probe itself.
+pub fn select_planned<'conn>(
+    client: &SpiClient<'conn>,
+    query: &'static str,
+    types: &[PgOid],
+    args: &[DatumWithOid<'_>],
+) -> SpiResult<SpiTupleTable<'conn>> {
+    let cached = PLANS.with_borrow(|p| p.iter().find(|(q, _)| *q == query).map(|(_, plan)| plan.clone()));
+    let plan = match cached {
+        Some(plan) => plan,
+        None => {
+            let plan = Rc::new(client.prepare(query, types)?.keep());
+            PLANS.with_borrow_mut(|p| p.push((query, plan.clone())));
+            plan
+        }
+    };
+    client.select(&*plan, Some(1), args)
 }
 
 struct AsOwner {

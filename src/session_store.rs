@@ -4,11 +4,11 @@
 use std::cell::RefCell;
 
 use pgrx::prelude::*;
-use pgrx::{register_xact_callback, PgXactCallbackEvent};
+use pgrx::{register_xact_callback, PgBuiltInOids, PgOid, PgXactCallbackEvent};
 use serde_json::{json, Map, Value};
 
 use crate::error::{AuthError, Result};
-use crate::privileged::{read_as_owner, select_one};
+use crate::privileged::{read_as_owner, select_planned};
 use crate::session::hash_token;
 
 thread_local! {
@@ -36,14 +36,15 @@ pub(crate) fn session_token_hash() -> Option<Vec<u8>> {
 pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
     let hash = hash_token(token);
     let row = read_as_owner("auth.sessions", |client| {
-        let mut rows = client.select(
+        let mut rows = select_planned(
+            client,
             "SELECT u.id::text, u.role, u.email, s.id::text, \
                     extract(epoch FROM least(s.expires_at, s.idle_expires_at))::bigint \
              FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
              WHERE s.token_hash OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
                AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
                AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
-            Some(1),
+            &[PgOid::BuiltIn(PgBuiltInOids::BYTEAOID)],
             &[hash.clone().into()],
         )?;
         match rows.next() {
@@ -68,13 +69,16 @@ pub fn check_sid(claims: &Map<String, Value>) -> Result<()> {
     let Some(sid) = claims.get("sid") else { return Ok(()) };
     let sid = sid.as_str().filter(|s| s.len() == 36).ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
     let live = read_as_owner("auth.sessions", |client| {
-        select_one::<bool>(
+        select_planned(
             client,
             "SELECT EXISTS (SELECT 1 FROM auth.sessions s \
          WHERE s.id::text OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
            AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())",
+            &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
             &[sid.into()],
-        )
+        )?
+        .first()
+        .get_one::<bool>()
     })?;
     if live != Some(true) {
         return Err(AuthError::SessionInvalid);
