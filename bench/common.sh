@@ -1,0 +1,18 @@
+# Sourced by bench/run.sh and by each part (jwt.sh, postgrest.sh, sessions.sh), so that every part
+# can also be run on its own. bench/run.sh prepares once and exports BENCH_PREPARED=1.
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../scripts/lib.sh"
+
+BENCH="$ROOT/bench"
+BENCH_PORT=5498
+
+# ensure_packages, the release build of pg_auth (unless SKIP_INSTALL=1) and the bench cluster.
+bench_prepare() {
+    if [ "${BENCH_PREPARED:-0}" = 1 ]; then
+        export PGHOST=127.0.0.1 PGPORT=$BENCH_PORT PGUSER=postgres
+        return
+    fi
+    ensure_packages
+    if [ "${SKIP_INSTALL:-0}" = 1 ]; then ensure_rust; else install_extension; fi
+    start_cluster bench "$BENCH_PORT"
+    export BENCH_PREPARED=1
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Part 3 of bench/run.sh:
+#   B  auth.authenticate(token) with 1k, 100k and 1M live sessions in auth.sessions: µs per call
+#      (median of repetitions, over 20k sampled tokens) and the ratio of the largest to the smallest;
+#   C  auth.login at the configured argon2id cost: logins/s on one core, and the cost of a failed
+#      login for an unknown email against a wrong password (they should be equal).
+# Runs on its own too (the database pg_auth_bench_sessions is recreated). See bench/README.md.
+#
+# Knobs (environment): SESSION_SIZES ("1000 100000 1000000"), SAMPLE_N (20000 tokens per pass),
+# REPS_SESSIONS (5), N_LOGINS (20 rounds of success / unknown email / wrong password).
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+
+DB=pg_auth_bench_sessions
+SESSION_SIZES=${SESSION_SIZES:-"1000 100000 1000000"}
+SAMPLE_N=${SAMPLE_N:-20000} REPS_SESSIONS=${REPS_SESSIONS:-5} N_LOGINS=${N_LOGINS:-20}
+started=$(date +%s)
+
+bench_prepare
+create_db "$DB"
+psql_q() { "$PG_BIN/psql" -X -q -d "$DB" -v ON_ERROR_STOP=1 "$@"; }
+log "Loading bench/sessions.sql"
+psql_q -f "$BENCH/sessions.sql" >/dev/null
+
+# C first, on a quiet database (before a million rows are written).
+log "C: timing auth.login, $N_LOGINS rounds of (success, unknown email, wrong password), one backend"
+psql_q -c "SELECT bench_s.time_logins($N_LOGINS)" >/dev/null
+
+# B: grow the population step by step; after each step VACUUM ANALYZE (hint bits, visibility map
+# and statistics, so neither autovacuum nor first-read page writes land in the timings), then time.
+for size in $SESSION_SIZES; do
+    log "B: growing auth.sessions to $size live sessions"
+    t0=$(date +%s.%N)
+    psql_q -c "SELECT bench_s.grow($size)" >/dev/null
+    psql_q -c "VACUUM (ANALYZE) auth.sessions" -c "VACUUM (ANALYZE) auth.users" -c "CHECKPOINT"
+    grow_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+    psql_q -c "INSERT INTO bench_s.sizes SELECT $size, $grow_s,
+                   pg_total_relation_size('auth.sessions') / 1048576.0, pg_total_relation_size('auth.users') / 1048576.0"
+    log "B: timing auth.authenticate(token) over $SAMPLE_N sampled tokens, $REPS_SESSIONS repetitions"
+    # One session: a warm-up pass of each variant, then the repetitions, interleaved. Each pass is
+    # its own transaction (rolled back): authenticate switches role for the rest of it.
+    {
+        echo 'SET max_parallel_workers_per_gather = 0;'
+        echo 'SET jit = off;'
+        echo "SELECT bench_s.resample($SAMPLE_N);"
+        for rep in $(seq 0 "$REPS_SESSIONS"); do
+            for v in baseline authenticate cached_plan plan_per_call; do
+                case $v in
+                    baseline) expr='length(token)' ;;
+                    authenticate) expr='auth.authenticate(token)' ;;
+                    cached_plan) expr='bench_s.lookup(token, false)' ;;
+                    plan_per_call) expr='bench_s.lookup(token, true)' ;;
+                esac
+                echo 'BEGIN;'
+                echo "SELECT rows, us, reads FROM bench_s.time_query('SELECT count($expr) FROM bench_s.sample') \\gset"
+                echo 'ROLLBACK;'
+                [ "$rep" = 0 ] || echo "INSERT INTO bench_s.samples VALUES ($size, '$v', $rep, :rows, :us, :reads);"
+            done
+        done
+    } | psql_q >/dev/null
+done
+
+echo
+psql_q -P footer=off <<'SQL'
+\echo 'B. auth.authenticate(token) per call against the number of live sessions (session token path:'
+\echo '   SHA-256 of the token, one query on auth.sessions joined to auth.users, role switched, claims set).'
+\echo '   raw = median over repetitions of (pass time / rows); net = raw - raw of count(length(token));'
+\echo '   reads = blocks of auth.* not found in shared_buffers, per call.'
+CREATE TEMP VIEW res AS
+WITH med AS (
+    SELECT live, variant, max(rows) AS rows, count(*) AS reps,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY us / rows) AS raw_us, min(us / rows) AS min_us,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY reads::float8 / rows) AS reads
+    FROM bench_s.samples GROUP BY live, variant)
+SELECT m.live, m.variant, m.rows, m.reps, m.raw_us, m.min_us, m.raw_us - b.raw_us AS net_us, m.reads
+FROM med m JOIN med b ON b.live = m.live AND b.variant = 'baseline';
+
+SELECT r.live AS "live sessions", round(s.sessions_mb::numeric) AS "sessions MB",
+       round(s.grow_s::numeric, 1) AS "populate+vacuum s", r.rows AS "calls/pass", r.reps,
+       round(r.raw_us::numeric, 2) AS "raw µs", round(r.min_us::numeric, 2) AS "min raw µs",
+       round(r.net_us::numeric, 2) AS "net µs/call", round(r.reads::numeric, 2) AS "reads/call"
+FROM res r JOIN bench_s.sizes s USING (live) WHERE r.variant = 'authenticate' ORDER BY live;
+
+SELECT format('%s / %s sessions', hi.live, lo.live) AS "largest / smallest",
+       round((hi.net_us / lo.net_us)::numeric, 2) || 'x' AS net, round((hi.raw_us / lo.raw_us)::numeric, 2) || 'x' AS raw,
+       CASE WHEN hi.net_us / lo.net_us <= 1.3 THEN 'MET' ELSE 'MISSED' END AS "goal: flat (<= 1.3x)"
+FROM (SELECT * FROM res WHERE variant = 'authenticate' ORDER BY live DESC LIMIT 1) hi,
+     (SELECT * FROM res WHERE variant = 'authenticate' ORDER BY live LIMIT 1) lo;
+
+\echo 'Diagnostic: the same session query alone from plpgsql (no role switch, no claims), with a cached'
+\echo 'plan or parsed and planned on every call (net µs per call; reads per call).'
+SELECT live AS "live sessions",
+       round(max(net_us) FILTER (WHERE variant = 'authenticate')::numeric, 2) AS "pg_auth authenticate",
+       round(max(net_us) FILTER (WHERE variant = 'plan_per_call')::numeric, 2) AS "query, planned per call",
+       round(max(net_us) FILTER (WHERE variant = 'cached_plan')::numeric, 2) AS "query, cached plan",
+       round(max(reads) FILTER (WHERE variant = 'cached_plan')::numeric, 2) AS "reads (cached plan)",
+       current_setting('shared_buffers') AS shared_buffers
+FROM res GROUP BY live ORDER BY live;
+
+\echo 'C. auth.login at the configured argon2id cost, one backend, each call timed alone'
+LOAD 'pg_auth';
+SELECT current_setting('pg_auth.argon2_memory_kib') AS "argon2 memory KiB",
+       current_setting('pg_auth.argon2_iterations') AS iterations,
+       current_setting('pg_auth.argon2_parallelism') AS parallelism;
+
+SELECT kind, count(*) AS calls, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY us)::numeric) AS "median µs",
+       round(min(us)::numeric) AS "min µs", round(max(us)::numeric) AS "max µs",
+       round((1e6 / percentile_cont(0.5) WITHIN GROUP (ORDER BY us))::numeric, 1) AS "per s (1 core)"
+FROM bench_s.logins GROUP BY kind ORDER BY array_position(ARRAY['success', 'unknown email', 'wrong password'], kind);
+
+WITH m AS (SELECT kind, percentile_cont(0.5) WITHIN GROUP (ORDER BY us) AS us FROM bench_s.logins GROUP BY kind)
+SELECT round((1e6 * (SELECT count(*) FROM bench_s.logins WHERE kind = 'success')
+              / (SELECT sum(us) FROM bench_s.logins WHERE kind = 'success'))::numeric, 1) AS "logins/s (sequential)",
+       round((u.us / w.us)::numeric, 3) AS "unknown email / wrong password",
+       round((u.us / s.us)::numeric, 3) AS "unknown email / success",
+       CASE WHEN u.us / w.us BETWEEN 0.9 AND 1.1 THEN 'MET' ELSE 'MISSED' END AS "goal: unknown ~ wrong (0.9-1.1)"
+FROM m u, m w, m s WHERE u.kind = 'unknown email' AND w.kind = 'wrong password' AND s.kind = 'success';
+SQL
+echo "Sessions part: $(( $(date +%s) - started )) s"

@@ -1,0 +1,162 @@
+-- Database for the sessions part (bench/sessions.sh), loaded into a fresh database with pg_auth
+-- and pgcrypto: a generator of live sessions, the timing harness for auth.authenticate(token)
+-- and for auth.login.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+
+-- Users act as web_user; auth.authenticate(token) switches to it only if the session user was
+-- granted it (superusers are not members of every role for this check). The bench connects as
+-- postgres: web_user is not a superuser, so the role rules pass.
+DO $$ BEGIN CREATE ROLE web_user NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+GRANT web_user TO postgres;
+
+CREATE SCHEMA bench_s;
+
+-- Session token number i: a 43-character base64url string (SHA-256 of i, unpadded), the shape of
+-- the tokens auth.login hands out; only its SHA-256 is stored, as auth.login does.
+CREATE FUNCTION bench_s.token(i bigint) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT rtrim(translate(encode(sha256(convert_to(i::text, 'UTF8')), 'base64'), '+/', '-_'), '=') $$;
+
+-- User k owns sessions 10k-9 .. 10k (ten sessions per user).
+CREATE FUNCTION bench_s.user_id(k bigint) RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT md5('bench-user-' || k)::uuid $$;
+
+CREATE TABLE bench_s.population (n bigint NOT NULL);
+INSERT INTO bench_s.population VALUES (0);
+
+-- Grows auth.sessions to `target` live sessions (and their users), inserting only what is missing.
+-- The foreign key trigger is skipped (session_replication_role = replica): the rows reference
+-- users inserted just before, by construction.
+CREATE FUNCTION bench_s.grow(target bigint) RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    have bigint := (SELECT n FROM bench_s.population);
+BEGIN
+    IF target <= have THEN
+        RETURN have;
+    END IF;
+    PERFORM set_config('session_replication_role', 'replica', true);
+    INSERT INTO auth.users (id, email, password_hash, role)
+    SELECT bench_s.user_id(k), 'user-' || k || '@bench.example', 'not-a-password-hash', 'web_user'
+    FROM generate_series((have + 9) / 10 + 1, (target + 9) / 10) k;
+    INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at)
+    SELECT sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
+           now() + interval '7 days', now() + interval '1 day'
+    FROM generate_series(have + 1, target) i;
+    UPDATE bench_s.population SET n = target;
+    RETURN target;
+END
+$$;
+
+-- The tokens authenticated in one timed pass: `n` drawn uniformly (with replacement) from the
+-- live sessions, so rows differ (nothing can be folded) and lookups hit the index in random order.
+CREATE TABLE bench_s.sample (token text NOT NULL);
+CREATE FUNCTION bench_s.resample(n int) RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    live bigint := (SELECT p.n FROM bench_s.population p);
+BEGIN
+    TRUNCATE bench_s.sample;
+    INSERT INTO bench_s.sample
+    SELECT bench_s.token(1 + floor(random() * live)::bigint) FROM generate_series(1, n);
+    ANALYZE bench_s.sample;
+END
+$$;
+
+-- Blocks of auth.* tables and indexes this transaction has read into shared buffers (not found
+-- there: they came from the OS page cache or the disk).
+CREATE FUNCTION bench_s.blocks_read() RETURNS bigint
+LANGUAGE sql STABLE
+AS $$
+    SELECT sum(pg_stat_get_xact_blocks_fetched(c.oid) - pg_stat_get_xact_blocks_hit(c.oid))::bigint
+    FROM pg_class c WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind IN ('r', 'i')
+$$;
+
+-- clock_timestamp() around one EXECUTE, inside the server (no client round trip), and the
+-- blocks read meanwhile.
+CREATE FUNCTION bench_s.time_query(q text, OUT rows bigint, OUT us float8, OUT reads bigint)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    t0 timestamptz;
+    r0 bigint := bench_s.blocks_read();
+BEGIN
+    t0 := clock_timestamp();
+    EXECUTE q INTO rows;
+    us := extract(epoch FROM clock_timestamp() - t0) * 1e6;
+    reads := bench_s.blocks_read() - r0;
+END
+$$;
+CREATE TABLE bench_s.samples (live bigint, variant text, rep int, rows bigint, us float8, reads bigint);
+
+-- Diagnostics: pg_auth's session query (src/session_store.rs), run from plpgsql either with a
+-- cached plan (static SQL) or parsed and planned on every call (EXECUTE, as an SPI query given as
+-- text is). Returns exp; no role switch, no claims published.
+CREATE FUNCTION bench_s.lookup(token text, plan_every_call boolean) RETURNS bigint
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF plan_every_call THEN
+        EXECUTE 'SELECT u.id::text AS sub, u.role, u.email, s.id::text AS sid,
+                        extract(epoch FROM least(s.expires_at, s.idle_expires_at))::bigint AS exp
+                 FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
+                 WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+                   AND s.idle_expires_at > now() AND NOT u.disabled'
+        INTO r USING sha256(convert_to(token, 'UTF8'));
+    ELSE
+        SELECT u.id::text AS sub, u.role, u.email, s.id::text AS sid,
+               extract(epoch FROM least(s.expires_at, s.idle_expires_at))::bigint AS exp INTO r
+        FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
+        WHERE s.token_hash = sha256(convert_to(token, 'UTF8')) AND s.revoked_at IS NULL AND s.expires_at > now()
+          AND s.idle_expires_at > now() AND NOT u.disabled;
+    END IF;
+    IF r.sub IS NULL THEN
+        RAISE EXCEPTION 'no live session for %', token;
+    END IF;
+    RETURN r.exp;
+END
+$$;
+CREATE TABLE bench_s.sizes (live bigint PRIMARY KEY, grow_s float8, sessions_mb float8, users_mb float8);
+
+-- ---- logins ------------------------------------------------------------------------------------
+
+SELECT auth.register('login@bench.example', 'correct horse battery staple');
+CREATE TABLE bench_s.logins (kind text, rep int, us float8);
+
+-- n rounds of three logins, interleaved, each timed on its own: the right password, an unknown
+-- email, a wrong password for the existing user. Round 0 is a warm-up (not recorded). Each
+-- result is checked. The lock-out threshold is raised for this transaction only (the successful
+-- logins in between reset the failure count anyway).
+CREATE FUNCTION bench_s.time_logins(n int) RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    t0     timestamptz;
+    result jsonb;
+    kind   text;
+BEGIN
+    PERFORM set_config('pg_auth.login_max_failures', '1000', true);
+    FOR rep IN 0 .. n LOOP
+        FOREACH kind IN ARRAY ARRAY['success', 'unknown email', 'wrong password'] LOOP
+            t0 := clock_timestamp();
+            result := CASE kind
+                WHEN 'success' THEN auth.login('login@bench.example', 'correct horse battery staple')
+                WHEN 'unknown email' THEN auth.login('nobody-' || rep || '@bench.example', 'correct horse battery staple')
+                ELSE auth.login('login@bench.example', 'wrong horse battery staple ' || rep)
+            END;
+            IF rep > 0 THEN
+                INSERT INTO bench_s.logins VALUES (kind, rep, extract(epoch FROM clock_timestamp() - t0) * 1e6);
+            END IF;
+            IF (kind = 'success') <> (result ? 'token') OR (kind <> 'success' AND result ->> 'code' IS DISTINCT FROM '28P01') THEN
+                RAISE EXCEPTION 'unexpected login result for %: %', kind, result;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
