@@ -15,7 +15,7 @@ use crate::error::{AuthError, Result};
 use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Request, Source};
-use crate::response::{pgrst_error, CookieSpec};
+use crate::response::pgrst_error;
 use crate::settings::{self as s, text};
 use crate::sqlstate::OrRaise;
 use crate::session::is_session_token;
@@ -33,7 +33,7 @@ fn authenticate_request() {
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
-        let cookie = (source == Some(Source::Cookie) && err.http_status() == 401).then(cookie_spec);
+        let cookie = (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
         if request.from_postgrest() {
             let code = sqlstate::sqlstate(&err);
             let (message, detail) = pgrst_error(&err, code, cookie.as_ref());
@@ -174,10 +174,6 @@ fn set_local(name: &str, value: &str) {
             false,
         );
     }
-}
-
-fn cookie_spec() -> CookieSpec {
-    CookieSpec { name: text(&s::COOKIE_NAME).unwrap_or_else(|| "access_token".into()), secure: s::COOKIE_SECURE.get() }
 }
 
 fn pgrst_code() -> i32 {

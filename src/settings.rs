@@ -84,3 +84,11 @@ pub fn current(name: &str) -> Option<String> {
     let value = unsafe { pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
 }
+
+/// The cookie pg_auth sets and clears, from `pg_auth.cookie_name` and `pg_auth.cookie_secure`.
+pub fn cookie_spec() -> crate::response::CookieSpec {
+    crate::response::CookieSpec {
+        name: text(&COOKIE_NAME).unwrap_or_else(|| "access_token".into()),
+        secure: COOKIE_SECURE.get(),
+    }
+}

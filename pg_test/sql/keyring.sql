@@ -62,4 +62,4 @@ RESET max_parallel_workers_per_gather;
 DROP TABLE par;
 
 -- pg_dump keeps the ring: the table is registered as extension configuration.
-SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'pg_auth';
+SELECT array(SELECT c::regclass::text FROM unnest(extconfig) AS c ORDER BY 1) AS dumped_tables FROM pg_extension WHERE extname = 'pg_auth';

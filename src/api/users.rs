@@ -4,8 +4,7 @@ use pgrx::prelude::*;
 
 use crate::error::AuthError;
 use crate::password::{self, Cost};
-use crate::response::CookieSpec;
-use crate::settings::{self as s, text};
+use crate::settings as s;
 use crate::sqlstate::OrRaise;
 
 fn cost() -> Cost {
@@ -54,21 +53,17 @@ fn hash_token(token: &str) -> Vec<u8> {
     crate::session::hash_token(token)
 }
 
-fn cookie() -> CookieSpec {
-    CookieSpec { name: text(&s::COOKIE_NAME).unwrap_or_else(|| "access_token".into()), secure: s::COOKIE_SECURE.get() }
-}
-
 /// `Set-Cookie` value carrying `token` for `max_age` seconds (HttpOnly, SameSite=Lax, Path=/,
 /// Secure unless pg_auth.cookie_secure is off).
 #[pg_extern(stable, parallel_safe, strict)]
 fn session_cookie(token: &str, max_age: i32) -> String {
-    cookie().build(token.to_string(), i64::from(max_age.max(0)))
+    s::cookie_spec().build(token.to_string(), i64::from(max_age.max(0)))
 }
 
 /// `Set-Cookie` value that clears the session cookie.
 #[pg_extern(stable, parallel_safe)]
 pub(crate) fn clearing_cookie() -> String {
-    cookie().clearing()
+    s::cookie_spec().clearing()
 }
 
 /// The value of setting `pg_auth.<name>`, defaults included (loads the library first, so SQL
