@@ -71,14 +71,6 @@ impl KeyRing {
         KeyRing { keys }
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Signs with the newest key that is active and not retired; the header names its `kid`.
     pub fn sign(&self, claims: &Value, now: f64) -> Result<String> {
         let key = self.keys.iter().find(|k| k.can_sign(now)).ok_or(AuthError::NoSigningKey)?;
