@@ -1,33 +1,28 @@
--- Who may call what. Everything not listed here is callable by PUBLIC: verifying, decoding,
--- signing with a key the caller already holds, and reading the public JWKS.
+-- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
+-- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
+-- everything that manages keys, users and sessions are for the owner, or for roles granted
+-- explicitly (your API functions, see examples/todo/schema.sql). Every upgrade script ends with
+-- this same block; pg_test/sql/privileges.sql lists the result.
 
--- Signing with the ring mints tokens for any role: only the owner, or roles granted explicitly.
-REVOKE ALL ON FUNCTION auth.sign_jwt(jsonb) FROM PUBLIC;
-
--- Managing the ring.
-REVOKE ALL ON FUNCTION auth.generate_key(text, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.add_key(text, text, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.add_jwks(jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.retire_key(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.keys_changed() FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA auth TO PUBLIC;
 
--- Users and sessions: reached through the application's own API functions, never directly.
-REVOKE ALL ON FUNCTION auth.register(text, text, text, text, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.change_password(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.request_password_reset(text, interval) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.reset_password(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.disable_user(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.enable_user(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.delete_user(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.login(text, text, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.record_failed_login(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.logout() FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.refresh() FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.revoke_session(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.revoke_user_sessions(uuid, uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.cleanup_expired() FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.hash_password(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.verify_password(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION auth.session_token_hash() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    -- JWT with a key the caller holds, and the public half of the ring.
+    auth.sign_jwt(jsonb, text, text),
+    auth.verify_jwt(text, text, jsonb),
+    auth.decode_jwt_unverified(text),
+    auth.jwks(),
+    -- Request authentication (PostgREST's pre-request, any SQL client).
+    auth.authenticate(),
+    auth.authenticate(text),
+    -- Identity helpers for RLS policies.
+    auth.jwt(),
+    auth.uid(),
+    auth.role(),
+    auth.email(),
+    auth.claim(text),
+    auth.session_id(),
+    auth.as_uuid(text)
+TO PUBLIC;

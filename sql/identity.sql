@@ -4,13 +4,13 @@
 -- The published claims: set by auth.authenticate() (or PostgREST), '{}' when there are none.
 CREATE FUNCTION auth.jwt() RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
+AS $$ SELECT coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), ''), '{}')::pg_catalog.jsonb $$;
 
 -- A text as uuid when it is one, otherwise NULL (never an error inside a policy).
 CREATE FUNCTION auth.as_uuid(value text) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN value::uuid END
+    SELECT CASE WHEN value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN value::pg_catalog.uuid END
 $$;
 
 -- The subject as uuid when it is one (as in Supabase), otherwise NULL: use auth.claim('sub').
@@ -30,7 +30,7 @@ AS $$ SELECT auth.jwt() ->> 'email' $$;
 -- Any claim by dotted path, as text: auth.claim('app_metadata.tenant').
 CREATE FUNCTION auth.claim(path text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT auth.jwt() #>> string_to_array(path, '.') $$;
+AS $$ SELECT auth.jwt() #>> pg_catalog.string_to_array(path, '.') $$;
 
 -- The current session's id (the `sid` claim), for auth.logout() and friends.
 CREATE FUNCTION auth.session_id() RETURNS uuid

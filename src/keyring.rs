@@ -53,9 +53,10 @@ fn load() -> crate::error::Result<KeyRing> {
     KEYS_OID.set(oid);
     let rows = privileged::read_as_owner("auth.keys", |client| {
         let table = client.select(
-            "SELECT kid, algorithm, secret, public_jwk::text, \
-                    extract(epoch FROM active_from)::float8, extract(epoch FROM retire_after)::float8 \
-             FROM auth.keys ORDER BY active_from DESC, created_at DESC",
+            "SELECT k.kid, k.algorithm, k.secret, k.public_jwk::pg_catalog.text, \
+                    pg_catalog.date_part('epoch', k.active_from)::pg_catalog.float8, \
+                    pg_catalog.date_part('epoch', k.retire_after)::pg_catalog.float8 \
+             FROM auth.keys k ORDER BY k.active_from DESC, k.created_at DESC",
             None,
             &[],
         )?;

@@ -38,8 +38,8 @@ pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
     let row = read_as_owner("auth.sessions", |client| {
         let mut rows = select_planned(
             client,
-            "SELECT u.id::text, u.role, u.email, s.id::text, \
-                    extract(epoch FROM least(s.expires_at, s.idle_expires_at))::bigint \
+            "SELECT u.id::pg_catalog.text, u.role, u.email, s.id::pg_catalog.text, \
+                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8 \
              FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
              WHERE s.token_hash OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
                AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
