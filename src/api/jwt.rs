@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::jsonb::JsonbText;
 use crate::error::{AuthError, Result};
-use crate::jwt::keys::{parse_algorithm, parse_keys, parse_single_key, Key};
+use crate::jwt::keys::{parse_algorithm, parse_keys_as, parse_single_key_as, Key};
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use crate::jwt::sign::sign;
 use crate::jwt::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions};
 use crate::keyring;
@@ -31,8 +32,8 @@ pub(crate) fn json_argument(value: Option<JsonbText>, name: &'static str) -> Res
 
 fn sign_with_key(claims: Option<JsonbText>, key: Option<&str>, algorithm: Option<&str>) -> Result<String> {
     let claims = json_argument(claims, "claims")?;
-    let key = parse_single_key(required(key, "key")?)?;
     let alg = algorithm.map(parse_algorithm).transpose()?;
+    let key = parse_single_key_as(required(key, "key")?, alg)?;
     sign(&claims, &key, alg)
 }
 
@@ -70,7 +71,7 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
         return storable(keyring::ring()?.verify(token, &options, keyring::now())?.payload);
     };
     let header = inspect(token)?;
-    let keys = parsed_keys(key)?;
+    let keys = parsed_keys(key, hmac_named(&options))?;
     let key = match &header.kid {
         _ if keys.len() == 1 => &keys[0],
         Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| {
@@ -84,17 +85,29 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
 thread_local! {
     /// The last explicit key text and its parsed keys: a query usually passes the same key for
     /// every row, so it is parsed once, not once per token.
-    static LAST_KEY: RefCell<Option<(String, Rc<Vec<Key>>)>> = const { RefCell::new(None) };
+    static LAST_KEY: RefCell<Option<(String, Option<Algorithm>, Rc<Vec<Key>>)>> = const { RefCell::new(None) };
 }
 
-fn parsed_keys(text: &str) -> Result<Rc<Vec<Key>>> {
-    let cached = LAST_KEY.with_borrow(|c| c.as_ref().filter(|(t, _)| t == text).map(|(_, keys)| keys.clone()));
+/// An `algorithms` option naming only HMAC algorithms says the key text is a secret.
+fn hmac_named(options: &VerifyOptions) -> Option<Algorithm> {
+    let algs = options.algorithms.as_deref()?;
+    if algs.iter().all(|a| a.family() == AlgorithmFamily::Hmac) {
+        algs.first().copied()
+    } else {
+        None
+    }
+}
+
+fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>> {
+    let cached = LAST_KEY.with_borrow(|c| {
+        c.as_ref().filter(|(t, a, _)| t == text && *a == algorithm).map(|(_, _, keys)| keys.clone())
+    });
     if let Some(keys) = cached {
         return Ok(keys);
     }
-    let keys: Vec<Key> = parse_keys(text)?.into_iter().map(Key::prepared).collect::<Result<_>>()?;
+    let keys: Vec<Key> = parse_keys_as(text, algorithm)?.into_iter().map(Key::prepared).collect::<Result<_>>()?;
     let keys = Rc::new(keys);
-    LAST_KEY.set(Some((text.to_string(), keys.clone())));
+    LAST_KEY.set(Some((text.to_string(), algorithm, keys.clone())));
     Ok(keys)
 }
 

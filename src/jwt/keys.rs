@@ -152,14 +152,24 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Parses key text. A JWKS gives one key per usable entry; anything else gives exactly one.
+/// Text is an HMAC secret only when nothing about it could make it a public key (see
+/// `parse_keys_as` to say so explicitly).
 pub fn parse_keys(text: &str) -> Result<Vec<Key>> {
+    parse_keys_as(text, None)
+}
+
+/// Parses key text for use with `algorithm` when the caller names one. An HMAC secret must be
+/// explicit (an HS* algorithm, an `oct` JWK) or unmistakable: PEM anywhere in the text, JSON
+/// (with or without a byte-order mark) and base64 of a DER structure are never secrets, so a
+/// public key can never be turned into the secret of a forged HS256 token.
+pub fn parse_keys_as(text: &str, algorithm: Option<Algorithm>) -> Result<Vec<Key>> {
     if text.len() > MAX_KEY_TEXT_LEN {
         return Err(AuthError::InvalidKey(format!(
             "key text is {} bytes, at most {MAX_KEY_TEXT_LEN} are accepted",
             text.len()
         )));
     }
-    let trimmed = text.trim();
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.starts_with('{') {
         let value: Value = serde_json::from_str(trimmed)
             .map_err(|e| AuthError::InvalidKey(format!("key looks like JSON but is not: {e}")))?;
@@ -168,15 +178,57 @@ pub fn parse_keys(text: &str) -> Result<Vec<Key>> {
             None => Ok(vec![parse_jwk(&value)?]),
         };
     }
-    if trimmed.starts_with("-----BEGIN") {
-        return Ok(vec![parse_pem(trimmed)?]);
+    if trimmed.starts_with('[') {
+        return Err(AuthError::InvalidKey("a JSON array is not a key; a JWKS is {\"keys\": [...]}".into()));
+    }
+    if let Some(start) = trimmed.find("-----BEGIN") {
+        return Ok(vec![parse_pem(&trimmed[start..])?]);
+    }
+    let explicit_hmac = algorithm.is_some_and(|a| a.family() == AlgorithmFamily::Hmac);
+    if let Some(alg) = algorithm.filter(|_| !explicit_hmac) {
+        return Err(AuthError::InvalidKey(format!(
+            "a {} key must be given as PEM or JWK; this text is neither",
+            alg_name(alg)
+        )));
+    }
+    if !explicit_hmac && looks_like_encoded_der(trimmed) {
+        return Err(AuthError::InvalidKey(
+            "key text looks like a base64 DER key, which is never taken as an HMAC secret; give a \
+             public key as PEM or JWK, or name the algorithm (HS256, HS384, HS512) if this really is a secret"
+                .into(),
+        ));
     }
     Ok(vec![hmac_key(text.as_bytes())?])
 }
 
+/// Whether `text` is base64 (standard or URL alphabet, whitespace allowed) of a DER SEQUENCE
+/// whose length header matches: the shape of a bare SPKI, PKCS#1 or PKCS#8 key.
+fn looks_like_encoded_der(text: &str) -> bool {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let compact = compact.trim_end_matches('=');
+    let decoded = STANDARD_NO_PAD.decode(compact).or_else(|_| URL_SAFE_NO_PAD.decode(compact));
+    let Ok(der) = decoded else { return false };
+    if der.len() < 2 || der[0] != 0x30 {
+        return false;
+    }
+    let (header, length) = match der[1] {
+        n if n < 0x80 => (2, n as usize),
+        0x81 if der.len() > 2 => (3, der[2] as usize),
+        0x82 if der.len() > 3 => (4, (der[2] as usize) << 8 | der[3] as usize),
+        _ => return false,
+    };
+    header + length == der.len()
+}
+
 /// Parses key text that must describe exactly one key (a JWKS with one usable key is fine).
 pub fn parse_single_key(text: &str) -> Result<Key> {
-    let mut keys = parse_keys(text)?;
+    parse_single_key_as(text, None)
+}
+
+/// `parse_single_key` for use with `algorithm` (see `parse_keys_as`).
+pub fn parse_single_key_as(text: &str, algorithm: Option<Algorithm>) -> Result<Key> {
+    let mut keys = parse_keys_as(text, algorithm)?;
     if keys.len() != 1 {
         return Err(AuthError::InvalidKey(format!(
             "expected one key, the JWKS holds {}",
@@ -504,5 +556,51 @@ mod tests {
         let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let err = parse_keys(pem).err().unwrap();
         assert!(err.to_string().contains("is not a key"), "{err}");
+    }
+
+    const PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAoTULEw14XH5HrUTF8qmlgDaHKQ9
+xgZNssszlO6HB99sip/ykUxB1XrFJbi+zaIDyrqIa0gijWFYj/8Rx0YoRw==
+-----END PUBLIC KEY-----
+";
+
+    fn is_ec(keys: Result<Vec<Key>>) -> bool {
+        keys.is_ok_and(|k| k.len() == 1 && k[0].family() == AlgorithmFamily::Ec)
+    }
+
+    #[test]
+    fn public_key_text_is_never_an_hmac_secret() {
+        // Each of these was once taken as an HMAC secret, so HS256 tokens forged with the
+        // (public) text verified.
+        assert!(is_ec(parse_keys(&format!("\u{feff}{PUBLIC_PEM}"))), "PEM with a byte-order mark");
+        assert!(is_ec(parse_keys(&format!("Public key of the IdP:\n{PUBLIC_PEM}"))), "label line before the PEM");
+        let bare: String = PUBLIC_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        for text in [bare.clone(), bare.replace('+', "-").replace('/', "_"), format!("{bare}\n")] {
+            let err = parse_keys(&text).err().expect("bare base64 DER refused");
+            assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("base64 DER")), "{err}");
+        }
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": "AoTULEw14XH5HrUTF8qmlgDaHKQ9xgZNssszlO6HB98",
+                         "y": "bIqf8pFMQdV6xSW4vs2iA8q6iGtIIo1hWI__EcdGKEc"});
+        assert!(is_ec(parse_keys(&format!("\u{feff}{jwk}"))), "JWK with a byte-order mark");
+        let err = parse_keys(&format!("[{jwk}]")).err().unwrap();
+        assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("JSON array")), "{err}");
+    }
+
+    #[test]
+    fn naming_an_hmac_algorithm_never_turns_a_public_key_into_a_secret() {
+        assert!(is_ec(parse_keys_as(PUBLIC_PEM, Some(Algorithm::HS256))));
+        let bare: String = PUBLIC_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        // Said explicitly, even base64 text is a secret: the caller takes responsibility.
+        let key = parse_single_key_as(&bare, Some(Algorithm::HS256)).unwrap();
+        assert_eq!(key.family(), AlgorithmFamily::Hmac);
+        let err = parse_keys_as(&"s".repeat(40), Some(Algorithm::RS256)).err().unwrap();
+        assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("PEM or JWK")), "{err}");
+    }
+
+    #[test]
+    fn random_secrets_stay_secrets() {
+        for secret in ["0123456789abcdef0123456789abcdef", "my-super-secret-jwt-token-with-at-least-32-characters"] {
+            assert_eq!(parse_single_key(secret).unwrap().family(), AlgorithmFamily::Hmac);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Map, Value};
 
-use super::keys::{alg_name, parse_algorithm, parse_jwk, parse_single_key, truncate, Key};
+use super::keys::{alg_name, parse_algorithm, parse_jwk, parse_keys_as, parse_single_key_as, truncate, Key};
 use super::sign::sign;
 use super::verify::{inspect, verify_with_key, Verified, VerifyOptions};
 use crate::error::{AuthError, Result};
@@ -27,8 +27,9 @@ impl RingKey {
         active_from: f64,
         retire_after: Option<f64>,
     ) -> Result<RingKey> {
+        let alg = parse_algorithm(algorithm)?;
         let key = match (secret, public_jwk) {
-            (Some(text), _) => parse_single_key(text)?,
+            (Some(text), _) => parse_single_key_as(text, Some(alg))?,
             (None, Some(jwk)) => {
                 let value: Value = serde_json::from_str(jwk)
                     .map_err(|e| AuthError::InvalidKey(format!("stored JWK is not JSON: {e}")))?;
@@ -36,7 +37,7 @@ impl RingKey {
             }
             (None, None) => return Err(AuthError::InvalidKey("row has neither secret nor public_jwk".into())),
         };
-        let key = key.restrict_to(parse_algorithm(algorithm)?)?;
+        let key = key.restrict_to(alg)?;
         Ok(RingKey { key: key.with_kid(Some(kid.to_string())), active_from, retire_after })
     }
 
@@ -124,17 +125,15 @@ pub struct StoredKey {
 /// from the JWK, or the RFC 7638 thumbprint) and one algorithm (given, from the JWK, or the
 /// family's usual one).
 pub fn describe_keys(text: &str, kid: Option<&str>, algorithm: Option<&str>) -> Result<Vec<StoredKey>> {
-    let keys = super::keys::parse_keys(text)?;
-    let is_jwks = serde_json::from_str::<Value>(text.trim()).is_ok_and(|v| v.get("keys").is_some());
+    let algorithm = algorithm.map(parse_algorithm).transpose()?;
+    let keys = parse_keys_as(text, algorithm)?;
+    let is_jwks = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}').trim()).is_ok_and(|v| v.get("keys").is_some());
     if kid.is_some() && is_jwks {
         return Err(AuthError::InvalidArgument("a kid can only be given for a single key, not a JWKS".into()));
     }
     keys.into_iter()
         .map(|key| {
-            let alg = match algorithm {
-                Some(name) => parse_algorithm(name)?,
-                None => key.algorithms[0],
-            };
+            let alg = algorithm.unwrap_or(key.algorithms[0]);
             let key = key.restrict_to(alg)?;
             let kid = match kid.map(str::to_string).or_else(|| key.kid.clone()) {
                 Some(k) => check_kid(k)?,
@@ -219,7 +218,7 @@ mod tests {
     fn ring_key_accepts_only_its_stored_algorithm() {
         let ring = KeyRing::new(vec![ring_key("h", Algorithm::HS256, 0.0, None)]);
         let secret_text = generate_key_text(Algorithm::HS256).unwrap();
-        let other = parse_single_key(&secret_text).unwrap();
+        let other = crate::jwt::keys::parse_single_key(&secret_text).unwrap();
         let token = sign(&json!({}), &other.with_kid(Some("h".into())), Some(Algorithm::HS512)).unwrap();
         assert!(matches!(ring.verify(&token, &VerifyOptions::default(), 1.0), Err(AuthError::AlgorithmNotAllowed(_))));
     }
