@@ -66,6 +66,9 @@ install_extension() {
     ensure_pgrx
     log "Building and installing pg_auth (release)"
     (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG")
+    # Install scripts of earlier releases, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` and the
+    # upgrade tests work (cargo pgrx installs only the current one and the upgrade scripts).
+    as_root cp "$ROOT"/sql/releases/pg_auth--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # start_cluster NAME PORT: an initdb'd cluster under $RUN_DIR/NAME run by the postgres user,

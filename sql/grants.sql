@@ -17,6 +17,7 @@ GRANT EXECUTE ON FUNCTION
     -- Request authentication (PostgREST's pre-request, any SQL client).
     auth.authenticate(),
     auth.authenticate(text),
+    auth.require_json_request(),
     -- Identity helpers for RLS policies.
     auth.jwt(),
     auth.uid(),

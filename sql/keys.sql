@@ -62,15 +62,30 @@ AS $$
 $$;
 
 -- Adds or refreshes every public key of a JWKS (an identity provider's, for OIDC sign-in).
+-- Only keys that came from a JWKS or add_key without a secret are refreshed: a provider whose
+-- JWKS names the kid of one of this database's own keys is refused, never let replace it.
 CREATE FUNCTION auth.add_jwks(jwks jsonb) RETURNS SETOF text
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    clash text;
+BEGIN
+    SELECT d.kid INTO clash
+    FROM auth.describe_key(add_jwks.jwks::text) AS d JOIN auth.keys k ON k.kid = d.kid
+    WHERE k.secret IS NOT NULL OR k.origin <> 'imported'
+    LIMIT 1;
+    IF clash IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid key: kid "%" is one of this database''s own keys; a JWKS cannot replace it', clash
+            USING ERRCODE = 'PA012', HINT = 'Give the provider''s keys their own kids, or retire and delete the clashing key first.';
+    END IF;
+    RETURN QUERY
     INSERT INTO auth.keys AS k (kid, algorithm, secret, public_jwk)
     SELECT d.kid, d.algorithm, d.secret, d.public_jwk
     FROM auth.describe_key(add_jwks.jwks::text) AS d
     ON CONFLICT ON CONSTRAINT keys_pkey DO UPDATE
         SET algorithm = excluded.algorithm, public_jwk = excluded.public_jwk, retire_after = NULL
-    RETURNING k.kid
+    RETURNING k.kid;
+END
 $$;
 
 -- Retires a key: from `at` on it neither signs nor verifies. Errors on an unknown kid.

@@ -33,35 +33,60 @@ CREATE FUNCTION auth.request_header(name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name) $$;
 
+-- Login CSRF defence for API functions that sign in or register: a cross-site HTML form can only
+-- send form-encoded or text/plain bodies, never application/json without a CORS preflight. Call
+-- it first in such functions; outside PostgREST (no request.headers) it does nothing.
+CREATE FUNCTION auth.require_json_request() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF nullif(current_setting('request.headers', true), '') IS NOT NULL
+       AND coalesce(lower(split_part(auth.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
+        PERFORM auth.raise_http(415, 'PA018', 'this request must be sent as application/json');
+    END IF;
+END
+$$;
+
 -- Signs in. On success: a new session, its cookie appended to response.headers, and
 -- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
 -- return_jwt). A wrong email or password is not an exception, so the failure count survives:
 -- it sets response.status 401 and returns {code: "28P01", message}. Too many failures lock the
--- account for pg_auth.login_cooldown (429, an exception).
+-- email for pg_auth.login_cooldown (429, an exception). Known and unknown emails take the same
+-- path: same answers, one password check each, the same lockout (auth.login_attempts).
 CREATE FUNCTION auth.login(email text, password text, return_jwt boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     u auth.users;
     t record;
+    key bytea := auth.email_key(login.email);
+    locked timestamptz;
+    ok boolean;
     new_session uuid;
     lifetime integer := auth.setting('session_lifetime')::int;
     idle integer := auth.setting('session_idle_timeout')::int;
     result jsonb;
 BEGIN
-    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email) FOR UPDATE;
-    IF u.locked_until > now() THEN
+    SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
+    IF locked > now() THEN
         PERFORM auth.raise_http(429, 'PA015', format('too many failed logins; try again in %s seconds',
-                                                     ceil(extract(epoch FROM u.locked_until - now()))));
+                                                     ceil(extract(epoch FROM locked - now()))));
     END IF;
-    -- Unknown emails cost one password check too (verify_password with a NULL hash).
-    IF NOT auth.verify_password(coalesce(login.password, ''), u.password_hash) OR u.disabled THEN
-        PERFORM auth.record_failed_login(u.id);
+    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email) FOR UPDATE;
+    IF octet_length(login.password) > 1024 THEN
+        -- Over the length limit: the same cost and answer as a wrong password.
+        ok := auth.verify_password('', NULL);
+    ELSE
+        -- Unknown emails cost one password check too (verify_password with a NULL hash).
+        ok := auth.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
+    END IF;
+    IF NOT ok THEN
+        PERFORM auth.record_failed_login(key);
         PERFORM set_config('response.status', '401', true);
         RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
     END IF;
-    UPDATE auth.users SET failed_logins = 0, failures_since = NULL, locked_until = NULL,
-                          password_hash = CASE WHEN auth.password_needs_rehash(password_hash)
+    DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    UPDATE auth.users SET password_hash = CASE WHEN auth.password_needs_rehash(password_hash)
                                                THEN auth.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
     SELECT * INTO t FROM auth.new_token();
@@ -83,22 +108,22 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION auth.record_failed_login(user_id uuid) RETURNS void
+-- Counts a failed sign-in (or password check) for an email, known or not, and locks it after
+-- pg_auth.login_max_failures failures within pg_auth.login_failure_window.
+CREATE FUNCTION auth.record_failed_login(email_key bytea) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH counted AS (
-        SELECT u.id,
-               CASE WHEN u.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
-                    THEN u.failed_logins + 1 ELSE 1 END AS failures,
-               CASE WHEN u.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
-                    THEN u.failures_since ELSE now() END AS since
-        FROM auth.users u WHERE u.id = record_failed_login.user_id
-    )
-    UPDATE auth.users u
-    SET failed_logins = c.failures, failures_since = c.since,
-        locked_until = CASE WHEN c.failures >= auth.setting('login_max_failures')::int
-                            THEN now() + make_interval(secs => auth.setting('login_cooldown')::int) END
-    FROM counted c WHERE u.id = c.id;
+    INSERT INTO auth.login_attempts AS a (email_key, failed_logins, failures_since)
+    VALUES (record_failed_login.email_key, 1, now())
+    ON CONFLICT (email_key) DO UPDATE
+    SET failed_logins = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+                             THEN a.failed_logins + 1 ELSE 1 END,
+        failures_since = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+                              THEN a.failures_since ELSE now() END;
+    UPDATE auth.login_attempts a
+    SET locked_until = now() + make_interval(secs => auth.setting('login_cooldown')::int)
+    WHERE a.email_key = record_failed_login.email_key
+      AND a.failed_logins >= auth.setting('login_max_failures')::int;
 $$;
 
 -- Ends the current session and clears the cookie. 401 when not signed in with a session.
@@ -106,8 +131,11 @@ CREATE FUNCTION auth.logout() RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE auth.sessions SET revoked_at = now()
-    WHERE id = auth.session_id() AND revoked_at IS NULL;
+    -- The session auth.authenticate verified (cookie, or a JWT we issued carrying sid); never
+    -- request.jwt.claims, which any SQL caller can set.
+    UPDATE auth.sessions s SET revoked_at = now()
+    FROM auth.verified_session() AS v
+    WHERE s.id = v.session_id AND s.revoked_at IS NULL;
     IF NOT FOUND THEN
         PERFORM auth.raise_http(401, 'PA017', 'not signed in');
     END IF;
@@ -116,30 +144,31 @@ END
 $$;
 
 -- Rotates the current session's token (the old one stops working), pushes the idle expiry
--- forward and sets the new cookie. The absolute expiry does not move. Of two refreshes racing
--- with the same old token, the second gets 401 and the first one's new token stays valid.
+-- forward and sets the new cookie. The absolute expiry does not move. Only the session token
+-- itself refreshes: a JWT carrying sid never turns into a session cookie. Of two refreshes
+-- racing with the same old token, the second gets 401 and the first one's new token stays valid.
 CREATE FUNCTION auth.refresh() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
+    sid uuid;
     ends timestamptz;
 BEGIN
     SELECT * INTO t FROM auth.new_token();
     UPDATE auth.sessions s
     SET token_hash = t.token_hash, refreshed_at = now(),
         idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
-    WHERE s.id = auth.session_id() AND s.revoked_at IS NULL AND s.expires_at > now()
-      -- Only the token that was presented (a JWT carrying sid presents none): a racing refresh
-      -- with the same old cookie finds it already rotated and gets 401.
-      AND s.token_hash = coalesce(auth.session_token_hash(), s.token_hash)
-    RETURNING s.expires_at INTO ends;
+    FROM auth.verified_session() AS v
+    WHERE s.id = v.session_id AND s.token_hash = v.token_hash
+      AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
+    RETURNING s.id, s.expires_at INTO sid, ends;
     IF ends IS NULL THEN
         PERFORM auth.raise_http(401, 'PA017', 'not signed in');
     END IF;
     PERFORM auth.add_response_header('Set-Cookie',
         auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
-    RETURN jsonb_build_object('session_id', auth.session_id(), 'token', t.token, 'expires_at', ends);
+    RETURN jsonb_build_object('session_id', sid, 'token', t.token, 'expires_at', ends);
 END
 $$;
 
@@ -177,6 +206,11 @@ AS $$
         RETURNING 1
     ), r AS (
         DELETE FROM auth.password_resets WHERE expires_at < now() OR used_at IS NOT NULL RETURNING 1
+    ), a AS (
+        DELETE FROM auth.login_attempts
+        WHERE coalesce(locked_until, '-infinity') < now()
+          AND failures_since < now() - make_interval(secs => auth.setting('login_failure_window')::int)
+        RETURNING 1
     )
-    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + auth.cleanup_revoked_tokens()
+    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + auth.cleanup_revoked_tokens()
 $$;

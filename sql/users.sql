@@ -12,16 +12,29 @@ CREATE TABLE auth.users (
     updated_at     timestamptz NOT NULL DEFAULT now(),
     disabled       boolean NOT NULL DEFAULT false,
     email_verified boolean NOT NULL DEFAULT false,
-    metadata       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),
-    -- Login throttling: failures counted from failures_since; locked until locked_until.
-    failed_logins  integer NOT NULL DEFAULT 0,
-    failures_since timestamptz,
-    locked_until   timestamptz
+    metadata       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object')
 );
 CREATE UNIQUE INDEX users_email_key ON auth.users (lower(email));
 CREATE UNIQUE INDEX users_username_key ON auth.users (lower(username));
 REVOKE ALL ON auth.users FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.users', '');
+
+-- Login throttling per email, known or not (so a lockout tells nothing about which emails have
+-- accounts): failures counted from failures_since; locked until locked_until. Keyed by the
+-- SHA-256 of the lower-cased email, so mistyped addresses are not kept in clear.
+CREATE TABLE auth.login_attempts (
+    email_key      bytea PRIMARY KEY CHECK (length(email_key) = 32),
+    failed_logins  integer NOT NULL DEFAULT 0,
+    failures_since timestamptz,
+    locked_until   timestamptz
+);
+REVOKE ALL ON auth.login_attempts FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.login_attempts', '');
+
+-- The key of an email in auth.login_attempts.
+CREATE FUNCTION auth.email_key(email text) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.hash_token(lower(coalesce(email, ''))) $$;
 
 CREATE TABLE auth.password_resets (
     token_hash bytea PRIMARY KEY,
@@ -84,24 +97,39 @@ EXCEPTION WHEN unique_violation THEN
 END
 $$;
 
--- Changes the password of the signed-in user (old one required) and ends their other sessions.
+-- Changes the password of the signed-in user (old one required) and ends their other sessions
+-- and unused reset tokens. The user is the one auth.authenticate verified in this transaction,
+-- never request.jwt.claims. An email locked by failed logins is refused here too (429). (A wrong
+-- old password raises, so it cannot be counted: the count would roll back with the error.)
 CREATE FUNCTION auth.change_password(old_password text, new_password text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    me uuid := auth.uid();
-    stored text;
+    me auth.users;
+    my_id uuid;
+    current_session uuid;
+    key bytea;
+    locked timestamptz;
 BEGIN
-    IF me IS NULL THEN
+    SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
+    SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
+    IF me.id IS NULL THEN
         PERFORM auth.raise_http(401, '28000', 'sign in first');
     END IF;
-    SELECT password_hash INTO stored FROM auth.users WHERE id = me FOR UPDATE;
-    IF NOT auth.verify_password(coalesce(old_password, ''), stored) THEN
-        PERFORM auth.raise_http(403, '28P01', 'the current password is wrong');
+    key := auth.email_key(me.email);
+    SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
+    IF locked > now() THEN
+        PERFORM auth.raise_http(429, 'PA015', format('too many failed attempts; try again in %s seconds',
+                                                     ceil(extract(epoch FROM locked - now()))));
+    END IF;
+    PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
+    IF octet_length(old_password) > 1024 OR NOT auth.verify_password(coalesce(old_password, ''), me.password_hash) THEN
+        PERFORM auth.raise_http(401, '28P01', 'the current password is wrong');
     END IF;
     PERFORM auth.check_new_password(new_password);
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me;
-    PERFORM auth.revoke_user_sessions(me, except_session => auth.session_id());
+    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me.id;
+    PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
+    DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
 END
 $$;
 
@@ -139,9 +167,11 @@ BEGIN
     IF target IS NULL THEN
         PERFORM auth.raise_http(400, 'PA016', 'the reset token is invalid, used or expired');
     END IF;
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now(),
-                          failed_logins = 0, locked_until = NULL
+    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now()
     WHERE id = target;
+    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth.email_key(u.email);
+    -- Every other reset token of the user ends with this one.
+    DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
     PERFORM auth.revoke_user_sessions(target);
 END
 $$;
@@ -153,6 +183,7 @@ AS $$
 BEGIN
     UPDATE auth.users SET disabled = true, updated_at = now() WHERE id = disable_user.user_id;
     PERFORM auth.revoke_user_sessions(disable_user.user_id);
+    DELETE FROM auth.password_resets r WHERE r.user_id = disable_user.user_id AND r.used_at IS NULL;
 END
 $$;
 

@@ -5,8 +5,8 @@
 
 use std::ffi::CString;
 
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
 
 use crate::api::jsonb::JsonbText;
@@ -16,9 +16,9 @@ use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Request, Source};
 use crate::response::pgrst_error;
+use crate::session::is_session_token;
 use crate::settings::{self as s, text};
 use crate::sqlstate::OrRaise;
-use crate::session::is_session_token;
 use crate::{keyring, session_store, sqlstate};
 
 /// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
@@ -28,12 +28,12 @@ fn authenticate_request() {
     let request = Request::from_settings(
         s::current("request.headers").as_deref(),
         s::current("request.cookies").as_deref(),
-        s::current("request.jwt.claims").as_deref(),
     );
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
-        let cookie = (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
+        let cookie =
+            (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
         if request.from_postgrest() {
             let code = sqlstate::sqlstate(&err);
             let (message, detail) = pgrst_error(&err, code, cookie.as_ref());
@@ -53,7 +53,11 @@ fn authenticate_token(token: Option<&str>) -> JsonbText {
         Some(t) => Found::Token(t.to_string(), Source::Header),
         None => Found::Nothing,
     };
-    JsonbText(establish(found).and_then(|claims| storable(Value::Object(claims).to_string())).or_raise())
+    JsonbText(
+        establish(found, false)
+            .and_then(|claims| storable(Value::Object(claims).to_string()))
+            .or_raise(),
+    )
 }
 
 fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option<Source>)> {
@@ -66,36 +70,49 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
         Found::Token(_, source) => Some(*source),
         _ => None,
     };
-    establish(found).map(drop).map_err(|e| (e, source))
+    establish(found, request.from_postgrest())
+        .map(drop)
+        .map_err(|e| (e, source))
 }
 
 /// Verifies what was found and applies it: role (unless claims-only) and `request.jwt.claims`.
-fn establish(found: Found) -> Result<Map<String, Value>> {
-    let claims = match found {
-        Found::Token(token, _) if is_session_token(&token) => session_store::claims_for_token(&token)?,
-        Found::Token(token, _) => {
-            with_live_sid(keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?.claims()?)?
+/// Every token is verified here, the Bearer one too (PostgREST checked it already, but what it
+/// publishes in `request.jwt.claims` is a setting any SQL caller can write).
+fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
+    session_store::forget();
+    let (claims, role) = match found {
+        Found::Token(token, _) if is_session_token(&token) => {
+            let (claims, role) = session_store::claims_for_token(&token)?;
+            (claims, Some(role))
         }
-        Found::Verified(claims) => with_live_sid(claims)?,
+        Found::Token(token, _) => {
+            let verified = keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
+            let claims = verified.claims()?;
+            session_store::check_sid(&claims, verified.issued_here)?;
+            let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
+            let role = role_claim(&claims, &role_path)?.map(str::to_string);
+            (claims, role)
+        }
         Found::Nothing => return anonymous(),
     };
     check_not_revoked(&claims)?;
-    let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
-    let role = match role_claim(&claims, &role_path)? {
-        Some(role) => Some(role.to_string()),
-        None => text(&s::ANON_ROLE),
-    };
     if !s::CLAIMS_ONLY.get() {
-        if let Some(role) = role {
-            switch_role(&role)?;
+        match role.or_else(|| text(&s::ANON_ROLE)) {
+            Some(role) => switch_role(&role)?,
+            // Behind PostgREST the request already runs as db-anon-role; a SQL client would stay
+            // the authenticator, which is never a token's role.
+            None if !from_postgrest => {
+                return Err(AuthError::RoleNotAllowed(
+                    "the token names no role and pg_auth.anon_role is not set".into(),
+                ))
+            }
+            None => {}
         }
     }
-    set_local("request.jwt.claims", &Value::Object(claims.clone()).to_string());
-    Ok(claims)
-}
-
-fn with_live_sid(claims: Map<String, Value>) -> Result<Map<String, Value>> {
-    session_store::check_sid(&claims)?;
+    set_local(
+        "request.jwt.claims",
+        &Value::Object(claims.clone()).to_string(),
+    );
     Ok(claims)
 }
 
@@ -127,13 +144,19 @@ fn verify_options() -> Result<VerifyOptions> {
 
 fn switch_role(role: &str) -> Result<()> {
     let facts = role_facts(role);
-    check_role(role, facts, &list_setting(text(&s::ALLOWED_ROLES).as_deref()))?;
+    check_role(
+        role,
+        facts,
+        &list_setting(text(&s::ALLOWED_ROLES).as_deref()),
+    )?;
     set_local("role", role);
     Ok(())
 }
 
 fn role_facts(role: &str) -> RoleFacts {
-    let Ok(name) = CString::new(role) else { return RoleFacts::default() };
+    let Ok(name) = CString::new(role) else {
+        return RoleFacts::default();
+    };
     unsafe {
         let oid = pg_sys::get_role_oid(name.as_ptr(), true);
         if oid == pg_sys::InvalidOid {
@@ -149,10 +172,16 @@ fn role_facts(role: &str) -> RoleFacts {
     }
 }
 
-/// A `jti` on `auth.revoked_tokens` is refused, whichever source the token came from.
+/// A `jti` on `auth.revoked_tokens` is refused, whichever source the token came from. A
+/// numeric `jti` is looked up by its decimal text; any other type is an invalid claim.
 fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
-    let Some(jti) = claims.get("jti").and_then(Value::as_str) else { return Ok(()) };
-    if crate::revocation::is_revoked(jti)? {
+    let jti = match claims.get("jti") {
+        None => return Ok(()),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(AuthError::InvalidClaim("jti".into())),
+    };
+    if crate::revocation::is_revoked(&jti)? {
         return Err(AuthError::Revoked);
     }
     Ok(())
@@ -160,9 +189,15 @@ fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
 
 /// `set_config(name, value, true)`: reverts at COMMIT or ROLLBACK, works in READ ONLY transactions.
 fn set_local(name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else { return };
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
+        return;
+    };
     unsafe {
-        let context = if pg_sys::superuser() { pg_sys::GucContext::PGC_SUSET } else { pg_sys::GucContext::PGC_USERSET };
+        let context = if pg_sys::superuser() {
+            pg_sys::GucContext::PGC_SUSET
+        } else {
+            pg_sys::GucContext::PGC_USERSET
+        };
         pg_sys::set_config_option(
             name.as_ptr(),
             value.as_ptr(),

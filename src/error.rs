@@ -7,7 +7,10 @@ use std::fmt;
 pub enum AuthError {
     /// Not a compact JWS: wrong number of segments, bad base64url, header or payload not JSON.
     MalformedToken(String),
-    TokenTooLarge { size: usize, max: usize },
+    TokenTooLarge {
+        size: usize,
+        max: usize,
+    },
     BadSignature,
     Expired,
     /// `nbf` or `iat` lies in the future (beyond the leeway).
@@ -42,7 +45,10 @@ impl fmt::Display for AuthError {
         match self {
             AuthError::MalformedToken(why) => write!(f, "malformed token: {why}"),
             AuthError::TokenTooLarge { size, max } => {
-                write!(f, "token too large: {size} bytes, at most {max} are accepted")
+                write!(
+                    f,
+                    "token too large: {size} bytes, at most {max} are accepted"
+                )
             }
             AuthError::BadSignature => f.write_str("invalid token signature"),
             AuthError::Expired => f.write_str("token has expired"),
@@ -61,10 +67,14 @@ impl fmt::Display for AuthError {
             ),
             AuthError::InvalidArgument(why) => f.write_str(why),
             AuthError::NullArgument(name) => write!(f, "argument \"{name}\" must not be NULL"),
-            AuthError::NoCredentials => f.write_str("authentication required: no token in the request"),
+            AuthError::NoCredentials => {
+                f.write_str("authentication required: no token in the request")
+            }
             AuthError::Revoked => f.write_str("token has been revoked"),
             AuthError::RoleNotAllowed(why) => write!(f, "role not allowed: {why}"),
-            AuthError::SessionInvalid => f.write_str("session is unknown, expired or revoked; sign in again"),
+            AuthError::SessionInvalid => {
+                f.write_str("session is unknown, expired or revoked; sign in again")
+            }
         }
     }
 }
@@ -76,7 +86,10 @@ impl AuthError {
     pub fn http_status(&self) -> u16 {
         match self {
             AuthError::RoleNotAllowed(_) => 403,
-            AuthError::InvalidKey(_) | AuthError::NoSigningKey | AuthError::InvalidArgument(_) | AuthError::NullArgument(_) => 500,
+            AuthError::InvalidKey(_)
+            | AuthError::NoSigningKey
+            | AuthError::InvalidArgument(_)
+            | AuthError::NullArgument(_) => 500,
             _ => 401,
         }
     }

@@ -8,7 +8,9 @@ use crate::error::{AuthError, Result};
 /// Reads the role claim at a dotted path (`role`, `app_metadata.role`). `None` when absent.
 pub fn role_claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str>> {
     let mut parts = path.split('.').filter(|p| !p.is_empty());
-    let first = parts.next().ok_or_else(|| AuthError::InvalidArgument("pg_auth.role_claim is empty".into()))?;
+    let first = parts
+        .next()
+        .ok_or_else(|| AuthError::InvalidArgument("pg_auth.role_claim is empty".into()))?;
     let mut value = claims.get(first);
     for part in parts {
         value = value.and_then(|v| v.get(part));
@@ -34,7 +36,12 @@ pub struct RoleFacts {
 /// The rules of DESIGN.md: only roles the authenticator was granted, never a superuser, never the
 /// authenticator itself, and only allow-listed ones when an allow-list is set.
 pub fn check_role(role: &str, facts: RoleFacts, allowed: &[String]) -> Result<()> {
-    let refuse = |why: &str| Err(AuthError::RoleNotAllowed(format!("\"{}\" {why}", crate::jwt::keys::truncate(role, 64))));
+    let refuse = |why: &str| {
+        Err(AuthError::RoleNotAllowed(format!(
+            "\"{}\" {why}",
+            crate::jwt::keys::truncate(role, 64)
+        )))
+    };
     if !facts.exists {
         return refuse("does not exist");
     }
@@ -55,7 +62,12 @@ pub fn check_role(role: &str, facts: RoleFacts, allowed: &[String]) -> Result<()
 
 /// Parses a comma-separated list setting (`pg_auth.allowed_roles`, audiences…).
 pub fn list_setting(text: Option<&str>) -> Vec<String> {
-    text.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    text.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -67,7 +79,12 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
-    const OK: RoleFacts = RoleFacts { exists: true, is_superuser: false, is_authenticator: false, authenticator_is_member: true };
+    const OK: RoleFacts = RoleFacts {
+        exists: true,
+        is_superuser: false,
+        is_authenticator: false,
+        authenticator_is_member: true,
+    };
 
     #[test]
     fn role_claim_follows_a_dotted_path() {
@@ -75,7 +92,10 @@ mod tests {
         assert_eq!(role_claim(&c, "role").unwrap(), Some("a"));
         assert_eq!(role_claim(&c, "app.role").unwrap(), Some("b"));
         assert_eq!(role_claim(&c, "missing.role").unwrap(), None);
-        assert!(matches!(role_claim(&c, "n"), Err(AuthError::InvalidClaim(_))));
+        assert!(matches!(
+            role_claim(&c, "n"),
+            Err(AuthError::InvalidClaim(_))
+        ));
     }
 
     #[test]
@@ -83,10 +103,34 @@ mod tests {
         let none: Vec<String> = vec![];
         assert!(check_role("web", OK, &none).is_ok());
         for (facts, why) in [
-            (RoleFacts { exists: false, ..OK }, "does not exist"),
-            (RoleFacts { is_superuser: true, ..OK }, "superuser"),
-            (RoleFacts { is_authenticator: true, ..OK }, "authenticator role itself"),
-            (RoleFacts { authenticator_is_member: false, ..OK }, "not granted"),
+            (
+                RoleFacts {
+                    exists: false,
+                    ..OK
+                },
+                "does not exist",
+            ),
+            (
+                RoleFacts {
+                    is_superuser: true,
+                    ..OK
+                },
+                "superuser",
+            ),
+            (
+                RoleFacts {
+                    is_authenticator: true,
+                    ..OK
+                },
+                "authenticator role itself",
+            ),
+            (
+                RoleFacts {
+                    authenticator_is_member: false,
+                    ..OK
+                },
+                "not granted",
+            ),
         ] {
             let err = check_role("web", facts, &none).unwrap_err();
             assert!(err.to_string().contains(why), "{err}");

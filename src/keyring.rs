@@ -5,11 +5,11 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use pgrx::prelude::*;
 use pgrx::pg_sys;
+use pgrx::prelude::*;
 
-use crate::privileged;
 use crate::jwt::ring::{KeyRing, RingKey};
+use crate::privileged;
 
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(0) };
@@ -27,30 +27,46 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
 
 /// Called from `_PG_init`.
 pub fn register_invalidation_callback() {
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), pg_sys::Datum::from(0)) };
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(on_relcache_invalidation),
+            pg_sys::Datum::from(0),
+        )
+    };
 }
 
-/// The current ring, loading it if a change was signalled since the last load.
+/// The current ring, loading it if a change was signalled since the last load. Invalidations
+/// committed by other backends are taken in first, so a key retired in the middle of a long
+/// statement elsewhere is seen by this backend's next call, not at its next write to the table.
 pub fn ring() -> crate::error::Result<Rc<KeyRing>> {
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let generation = GENERATION.get();
     if let Some((seen, ring)) = CACHE.with_borrow(|c| c.clone()) {
         if seen == generation {
             return Ok(ring);
         }
     }
-    // An invalidation arriving while we load bumps GENERATION again, so the next call reloads.
     let ring = Rc::new(load()?);
-    CACHE.set(Some((generation, ring.clone())));
+    // A change signalled while we loaded may not be in what we read: use it once, keep nothing.
+    if GENERATION.get() == generation {
+        CACHE.set(Some((generation, ring.clone())));
+    }
     Ok(ring)
 }
 
 pub fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
+/// Reads `auth.keys` under the latest snapshot, not the statement's: the cache outlives the
+/// statement, so it must hold what is committed now.
 fn load() -> crate::error::Result<KeyRing> {
     let (oid, _) = privileged::table("auth.keys")?;
     KEYS_OID.set(oid);
+    let _latest = LatestSnapshot::push();
     let rows = privileged::read_as_owner("auth.keys", |client| {
         let table = client.select(
             "SELECT k.kid, k.algorithm, k.secret, k.public_jwk::pg_catalog.text, \
@@ -81,6 +97,25 @@ fn load() -> crate::error::Result<KeyRing> {
         }
     }
     Ok(KeyRing::new(keys))
+}
+
+/// The latest snapshot as the active one until dropped (read-only SPI uses the active snapshot).
+struct LatestSnapshot;
+
+impl LatestSnapshot {
+    fn push() -> LatestSnapshot {
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+        LatestSnapshot
+    }
+}
+
+impl Drop for LatestSnapshot {
+    fn drop(&mut self) {
+        // On an error the transaction's abort pops the snapshot stack itself.
+        if !std::thread::panicking() {
+            unsafe { pg_sys::PopActiveSnapshot() };
+        }
+    }
 }
 
 /// Statement trigger on `auth.keys`: tells every backend (this one included) to reload the ring.

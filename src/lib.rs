@@ -35,15 +35,34 @@ pgrx::pg_module_magic!(name, version);
 extension_sql_file!(
     "../sql/keys.sql",
     name = "keys",
-    requires = [keyring::keys_changed, api::keys::new_key_material, api::keys::describe_key]
+    requires = [
+        keyring::keys_changed,
+        api::keys::new_key_material,
+        api::keys::describe_key
+    ]
 );
 extension_sql_file!("../sql/revocation.sql", name = "revocation");
 extension_sql_file!("../sql/identity.sql", name = "identity");
-extension_sql_file!("../sql/users.sql", name = "users", requires = ["identity"]);
+extension_sql_file!(
+    "../sql/users.sql",
+    name = "users",
+    requires = [
+        "identity",
+        api::users::hash_token,
+        api::users::setting,
+        session_store::verified_session
+    ]
+);
 extension_sql_file!(
     "../sql/sessions.sql",
     name = "sessions",
-    requires = ["users", "revocation", api::users::setting, api::users::clearing_cookie, session_store::session_token_hash]
+    requires = [
+        "users",
+        "revocation",
+        api::users::setting,
+        api::users::clearing_cookie,
+        session_store::verified_session
+    ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

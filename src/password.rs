@@ -20,7 +20,11 @@ pub struct Cost {
 
 impl Default for Cost {
     fn default() -> Self {
-        Cost { memory_kib: 19456, iterations: 2, parallelism: 1 }
+        Cost {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -56,15 +60,18 @@ pub fn hash(password: &str, cost: Cost) -> Result<String> {
 pub fn verify(password: &str, stored: &str) -> Result<bool> {
     check_length(password)?;
     if is_bcrypt(stored) {
-        return bcrypt::verify(password, stored)
-            .map_err(|e| AuthError::InvalidArgument(format!("stored bcrypt hash is unreadable: {e}")));
+        return bcrypt::verify(password, stored).map_err(|e| {
+            AuthError::InvalidArgument(format!("stored bcrypt hash is unreadable: {e}"))
+        });
     }
     let parsed = parse_argon2id(stored)?;
     // Argon2::default() verifies with the parameters written in the hash itself.
     match Argon2::default().verify_password(password.as_bytes(), &parsed) {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(AuthError::InvalidArgument(format!("password check failed: {e}"))),
+        Err(e) => Err(AuthError::InvalidArgument(format!(
+            "password check failed: {e}"
+        ))),
     }
 }
 
@@ -74,15 +81,20 @@ pub fn needs_rehash(stored: &str, cost: Cost) -> bool {
     if is_bcrypt(stored) {
         return true;
     }
-    let Ok(parsed) = parse_argon2id(stored) else { return true };
+    let Ok(parsed) = parse_argon2id(stored) else {
+        return true;
+    };
     !Params::try_from(&parsed).is_ok_and(|p| {
-        p.m_cost() == cost.memory_kib && p.t_cost() == cost.iterations && p.p_cost() == cost.parallelism
+        p.m_cost() == cost.memory_kib
+            && p.t_cost() == cost.iterations
+            && p.p_cost() == cost.parallelism
     })
 }
 
 fn parse_argon2id(stored: &str) -> Result<PasswordHash<'_>> {
-    let parsed = PasswordHash::new(stored)
-        .map_err(|e| AuthError::InvalidArgument(format!("stored password hash is unreadable: {e}")))?;
+    let parsed = PasswordHash::new(stored).map_err(|e| {
+        AuthError::InvalidArgument(format!("stored password hash is unreadable: {e}"))
+    })?;
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(AuthError::InvalidArgument(format!(
             "stored password hash uses {}, expected argon2id or bcrypt",
@@ -93,7 +105,9 @@ fn parse_argon2id(stored: &str) -> Result<PasswordHash<'_>> {
 }
 
 fn is_bcrypt(stored: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p))
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
 }
 
 /// Spends the time of one real check, for logins of unknown users (no timing oracle on emails).
@@ -105,7 +119,11 @@ pub fn verify_nothing(password: &str, cost: Cost) {
 mod tests {
     use super::*;
 
-    const CHEAP: Cost = Cost { memory_kib: 64, iterations: 1, parallelism: 1 };
+    const CHEAP: Cost = Cost {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
 
     #[test]
     fn argon2id_round_trip() {
@@ -119,7 +137,10 @@ mod tests {
     #[test]
     fn other_cost_asks_for_rehash() {
         let h = hash("pw", CHEAP).unwrap();
-        let stronger = Cost { memory_kib: 128, ..CHEAP };
+        let stronger = Cost {
+            memory_kib: 128,
+            ..CHEAP
+        };
         assert!(verify("pw", &h).unwrap());
         assert!(needs_rehash(&h, stronger));
     }
@@ -127,7 +148,9 @@ mod tests {
     #[test]
     fn bcrypt_from_pgcrypto_verifies_and_asks_for_rehash() {
         // crypt('secret', gen_salt('bf', 4)) from pgcrypto.
-        let h = bcrypt::hash_with_salt("secret", 4, [7u8; 16]).unwrap().format_for_version(bcrypt::Version::TwoA);
+        let h = bcrypt::hash_with_salt("secret", 4, [7u8; 16])
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoA);
         assert!(h.starts_with("$2a$04$"));
         assert!(verify("secret", &h).unwrap());
         assert!(!verify("Secret", &h).unwrap());

@@ -6,7 +6,9 @@ mod tests {
     use pgrx::prelude::*;
 
     fn one<T: IntoDatum + FromDatum>(sql: &str) -> T {
-        Spi::get_one::<T>(sql).expect("query failed").expect("NULL result")
+        Spi::get_one::<T>(sql)
+            .expect("query failed")
+            .expect("NULL result")
     }
 
     const SECRET: &str = "'0123456789abcdef0123456789abcdef'";
@@ -21,17 +23,23 @@ mod tests {
 
     #[pg_test]
     fn ring_round_trip_for_every_generated_algorithm() {
-        for alg in ["HS256", "HS384", "HS512", "RS256", "PS512", "ES256", "ES384", "EdDSA"] {
+        for alg in [
+            "HS256", "HS384", "HS512", "RS256", "PS512", "ES256", "ES384", "EdDSA",
+        ] {
             let kid: String = one(&format!("SELECT auth.generate_key('{alg}')"));
             let token: String = one("SELECT auth.sign_jwt('{\"n\": 7}'::jsonb)");
-            let header: String = one(&format!("SELECT auth.decode_jwt_unverified('{token}') -> 'header' ->> 'kid'"));
+            let header: String = one(&format!(
+                "SELECT auth.decode_jwt_unverified('{token}') -> 'header' ->> 'kid'"
+            ));
             assert_eq!(header, kid, "newest key signs ({alg})");
             let n: i32 = one(&format!("SELECT (auth.verify_jwt('{token}') ->> 'n')::int"));
             assert_eq!(n, 7);
         }
     }
 
-    #[pg_test(error = "no key to verify this token: kid \"k-retire\" is not in the key ring or is retired")]
+    #[pg_test(
+        error = "no key to verify this token: kid \"k-retire\" is not in the key ring or is retired"
+    )]
     fn retiring_a_key_is_seen_by_the_next_statement() {
         let kid: String = one("SELECT auth.generate_key('ES256', 'k-retire')");
         let token: String = one("SELECT auth.sign_jwt('{}'::jsonb)");
@@ -55,12 +63,18 @@ mod tests {
         Spi::run("SELECT auth.generate_key('ES256')").unwrap();
         let token: String = one("SELECT auth.sign_jwt('{\"ok\": true}'::jsonb)");
         // Another write empties the cache, so the web role's verify must load the ring itself.
-        Spi::run("SELECT auth.generate_key('EdDSA', active_from => now() + interval '1 day')").unwrap();
+        Spi::run("SELECT auth.generate_key('EdDSA', active_from => now() + interval '1 day')")
+            .unwrap();
         Spi::run("SET LOCAL ROLE web_anon").unwrap();
-        let ok: bool = one(&format!("SELECT (auth.verify_jwt('{token}') ->> 'ok')::bool"));
+        let ok: bool = one(&format!(
+            "SELECT (auth.verify_jwt('{token}') ->> 'ok')::bool"
+        ));
         assert!(ok);
         let user: String = one("SELECT current_user::text");
-        assert_eq!(user, "web_anon", "loading the ring must give the caller's identity back");
+        assert_eq!(
+            user, "web_anon",
+            "loading the ring must give the caller's identity back"
+        );
     }
 
     #[pg_test(error = "permission denied for table keys")]

@@ -32,12 +32,15 @@ thread_local! {
 
 /// Forgets cached table facts after a relcache invalidation (`InvalidOid` means all).
 pub fn forget(relid: pg_sys::Oid) {
-    TABLES.with_borrow_mut(|t| t.retain(|(_, oid, _)| relid != pg_sys::InvalidOid && *oid != relid));
+    TABLES
+        .with_borrow_mut(|t| t.retain(|(_, oid, _)| relid != pg_sys::InvalidOid && *oid != relid));
 }
 
 /// Relation oid and owner of one of pg_auth's tables, e.g. `auth.keys`.
 pub fn table(name: &'static str) -> Result<(pg_sys::Oid, pg_sys::Oid)> {
-    if let Some((_, oid, owner)) = TABLES.with_borrow(|t| t.iter().find(|(n, _, _)| *n == name).copied()) {
+    if let Some((_, oid, owner)) =
+        TABLES.with_borrow(|t| t.iter().find(|(n, _, _)| *n == name).copied())
+    {
         return Ok((oid, owner));
     }
     let found = {
@@ -59,12 +62,17 @@ pub fn table(name: &'static str) -> Result<(pg_sys::Oid, pg_sys::Oid)> {
             TABLES.with_borrow_mut(|t| t.push((name, oid, owner)));
             Ok((oid, owner))
         }
-        _ => Err(AuthError::InvalidKey(format!("table {name} is missing; is pg_auth installed in this database?"))),
+        _ => Err(AuthError::InvalidKey(format!(
+            "table {name} is missing; is pg_auth installed in this database?"
+        ))),
     }
 }
 
 /// Runs `read` (read-only SPI) as the owner of `table`.
-pub fn read_as_owner<T>(table_name: &'static str, read: impl FnOnce(&SpiClient<'_>) -> SpiResult<T>) -> Result<T> {
+pub fn read_as_owner<T>(
+    table_name: &'static str,
+    read: impl FnOnce(&SpiClient<'_>) -> SpiResult<T>,
+) -> Result<T> {
     let (_, owner) = table(table_name)?;
     let _as_owner = AsOwner::switch(owner);
     Spi::connect(read).map_err(|e| AuthError::InvalidKey(format!("cannot read {table_name}: {e}")))
@@ -78,7 +86,11 @@ pub fn select_planned<'conn>(
     types: &[PgOid],
     args: &[DatumWithOid<'_>],
 ) -> SpiResult<SpiTupleTable<'conn>> {
-    let cached = PLANS.with_borrow(|p| p.iter().find(|(q, _)| *q == query).map(|(_, plan)| plan.clone()));
+    let cached = PLANS.with_borrow(|p| {
+        p.iter()
+            .find(|(q, _)| *q == query)
+            .map(|(_, plan)| plan.clone())
+    });
     let plan = match cached {
         Some(plan) => plan,
         None => {
@@ -133,7 +145,10 @@ struct AsOwner {
 impl AsOwner {
     fn switch(owner: pg_sys::Oid) -> AsOwner {
         let user = UserId::switch(owner);
-        AsOwner { _path: SafeSearchPath::push(), _user: user }
+        AsOwner {
+            _path: SafeSearchPath::push(),
+            _user: user,
+        }
     }
 }
 
@@ -148,7 +163,8 @@ impl UserId {
         let (mut user, mut context) = (pg_sys::InvalidOid, 0);
         unsafe {
             pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-            let restricted = (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32;
+            let restricted = (pg_sys::SECURITY_LOCAL_USERID_CHANGE
+                | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32;
             pg_sys::SetUserIdAndSecContext(owner, context | restricted);
         }
         UserId { user, context }

@@ -1,5 +1,6 @@
 //! Where the caller's token comes from: PostgREST's per-request settings (`request.headers`,
-//! `request.cookies`, `request.jwt.claims`) read in a configured order. Pure: the pgrx side hands
+//! `request.cookies`) read in a configured order. `request.jwt.claims` is never read: any SQL
+//! caller can set it, so a Bearer token is taken from the header and verified again. Pure: the pgrx side hands
 //! in the raw setting strings.
 
 use serde_json::{Map, Value};
@@ -12,7 +13,8 @@ pub enum Source {
     Cookie,
     /// A custom request header holding a JWT.
     Header,
-    /// `Authorization: Bearer`, already verified by PostgREST (`jwt-secret`).
+    /// `Authorization: Bearer` (PostgREST forwards it only with `jwt-secret` set, after
+    /// verifying it itself).
     Bearer,
 }
 
@@ -37,10 +39,8 @@ impl Source {
 /// What `find_token` found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Found {
-    /// A JWT for pg_auth to verify, and where it came from.
+    /// A token for pg_auth to verify, and where it came from.
     Token(String, Source),
-    /// Claims PostgREST verified from a Bearer token.
-    Verified(Map<String, Value>),
     Nothing,
 }
 
@@ -49,24 +49,30 @@ pub enum Found {
 pub struct Request {
     headers: Map<String, Value>,
     cookies: Map<String, Value>,
-    claims: Option<Map<String, Value>>,
 }
 
 fn json_object(text: Option<&str>) -> Map<String, Value> {
-    match text.filter(|t| !t.is_empty()).map(serde_json::from_str::<Value>) {
+    match text
+        .filter(|t| !t.is_empty())
+        .map(serde_json::from_str::<Value>)
+    {
         Some(Ok(Value::Object(map))) => map,
         _ => Map::new(),
     }
 }
 
 impl Request {
-    pub fn from_settings(headers: Option<&str>, cookies: Option<&str>, claims: Option<&str>) -> Request {
-        let claims = claims.filter(|t| !t.is_empty()).map(|t| json_object(Some(t)));
-        Request { headers: json_object(headers), cookies: json_object(cookies), claims }
+    pub fn from_settings(headers: Option<&str>, cookies: Option<&str>) -> Request {
+        Request {
+            headers: json_object(headers),
+            cookies: json_object(cookies),
+        }
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).and_then(Value::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(Value::as_str)
     }
 
     /// The first source, in `order`, that holds something. An empty cookie or header counts as
@@ -74,14 +80,13 @@ impl Request {
     pub fn find_token(&self, order: &[Source], cookie: &str, header: &str) -> Found {
         for source in order {
             let found = match source {
-                Source::Cookie => self.cookies.get(cookie).and_then(Value::as_str).map(str::trim),
+                Source::Cookie => self
+                    .cookies
+                    .get(cookie)
+                    .and_then(Value::as_str)
+                    .map(str::trim),
                 Source::Header => self.header(header).map(str::trim),
-                Source::Bearer => {
-                    if self.bearer_present() {
-                        return Found::Verified(self.claims.clone().unwrap_or_default());
-                    }
-                    None
-                }
+                Source::Bearer => self.bearer(),
             };
             if let Some(token) = found.filter(|t| !t.is_empty()) {
                 return Found::Token(token.to_string(), *source);
@@ -90,9 +95,12 @@ impl Request {
         Found::Nothing
     }
 
-    fn bearer_present(&self) -> bool {
-        self.header("authorization")
-            .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+    fn bearer(&self) -> Option<&str> {
+        let value = self.header("authorization")?;
+        let scheme = value.get(..7)?;
+        scheme
+            .eq_ignore_ascii_case("bearer ")
+            .then(|| value[7..].trim())
     }
 
     /// Whether PostgREST set the request settings at all (else: a plain SQL client).
@@ -108,37 +116,78 @@ mod tests {
 
     const ORDER: [Source; 3] = [Source::Cookie, Source::Header, Source::Bearer];
 
-    fn req(headers: Value, cookies: Value, claims: Value) -> Request {
-        Request::from_settings(Some(&headers.to_string()), Some(&cookies.to_string()), Some(&claims.to_string()))
+    fn req(headers: Value, cookies: Value, _claims: Value) -> Request {
+        Request::from_settings(Some(&headers.to_string()), Some(&cookies.to_string()))
     }
 
     #[test]
     fn cookie_comes_first_then_header_then_bearer() {
-        let r = req(json!({"x-access-token": "h.h.h", "authorization": "Bearer b"}), json!({"access_token": "c.c.c"}), json!({"role": "u"}));
-        assert_eq!(r.find_token(&ORDER, "access_token", "x-access-token"), Found::Token("c.c.c".into(), Source::Cookie));
+        let r = req(
+            json!({"x-access-token": "h.h.h", "authorization": "Bearer b"}),
+            json!({"access_token": "c.c.c"}),
+            json!({"role": "u"}),
+        );
+        assert_eq!(
+            r.find_token(&ORDER, "access_token", "x-access-token"),
+            Found::Token("c.c.c".into(), Source::Cookie)
+        );
         let r = req(json!({"x-access-token": "h.h.h"}), json!({}), json!({}));
-        assert_eq!(r.find_token(&ORDER, "access_token", "X-Access-Token"), Found::Token("h.h.h".into(), Source::Header));
-        let r = req(json!({"authorization": "bearer abc"}), json!({}), json!({"role": "u"}));
-        assert!(matches!(r.find_token(&ORDER, "access_token", "x"), Found::Verified(c) if c["role"] == "u"));
+        assert_eq!(
+            r.find_token(&ORDER, "access_token", "X-Access-Token"),
+            Found::Token("h.h.h".into(), Source::Header)
+        );
+        // The Bearer token itself, never the claims PostgREST (or anyone) put in request.jwt.claims.
+        let r = req(
+            json!({"authorization": "bearer a.b.c"}),
+            json!({}),
+            json!({"role": "u"}),
+        );
+        assert_eq!(
+            r.find_token(&ORDER, "access_token", "x"),
+            Found::Token("a.b.c".into(), Source::Bearer)
+        );
+        let r = req(
+            json!({"authorization": "Basic abc"}),
+            json!({}),
+            json!({"role": "u"}),
+        );
+        assert_eq!(r.find_token(&ORDER, "access_token", "x"), Found::Nothing);
     }
 
     #[test]
     fn order_is_configurable_and_empty_values_are_absent() {
-        let r = req(json!({"x-access-token": "h.h.h"}), json!({"access_token": ""}), json!({}));
-        assert_eq!(r.find_token(&[Source::Cookie], "access_token", "x-access-token"), Found::Nothing);
-        assert_eq!(r.find_token(&[Source::Header, Source::Cookie], "access_token", "x-access-token"), Found::Token("h.h.h".into(), Source::Header));
+        let r = req(
+            json!({"x-access-token": "h.h.h"}),
+            json!({"access_token": ""}),
+            json!({}),
+        );
+        assert_eq!(
+            r.find_token(&[Source::Cookie], "access_token", "x-access-token"),
+            Found::Nothing
+        );
+        assert_eq!(
+            r.find_token(
+                &[Source::Header, Source::Cookie],
+                "access_token",
+                "x-access-token"
+            ),
+            Found::Token("h.h.h".into(), Source::Header)
+        );
     }
 
     #[test]
     fn garbage_settings_mean_no_request() {
-        let r = Request::from_settings(Some("not json"), Some("[1]"), None);
+        let r = Request::from_settings(Some("not json"), Some("[1]"));
         assert!(!r.from_postgrest());
         assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
     }
 
     #[test]
     fn sources_parse_and_typos_are_errors() {
-        assert_eq!(Source::parse_list(" Cookie ,bearer").unwrap(), vec![Source::Cookie, Source::Bearer]);
+        assert_eq!(
+            Source::parse_list(" Cookie ,bearer").unwrap(),
+            vec![Source::Cookie, Source::Bearer]
+        );
         assert!(Source::parse_list("cookies").is_err());
     }
 }

@@ -32,24 +32,41 @@ impl CookieSpec {
     }
 }
 
-/// RFC 6750's `WWW-Authenticate` for a refused token; quotes in the description are dropped.
+/// RFC 6750's `WWW-Authenticate` for a refused token. The description may quote parts of an
+/// unverified token (`kid`, `alg`, a role name): only printable ASCII reaches the header, and
+/// quotes and backslashes become `'`.
 pub fn www_authenticate(err: &AuthError) -> String {
-    let description = err.to_string().replace(['"', '\\'], "'");
+    let description: String = err
+        .to_string()
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
     match err {
         AuthError::NoCredentials => "Bearer".to_string(),
-        AuthError::RoleNotAllowed(_) => format!("Bearer error=\"insufficient_scope\", error_description=\"{description}\""),
+        AuthError::RoleNotAllowed(_) => {
+            format!("Bearer error=\"insufficient_scope\", error_description=\"{description}\"")
+        }
         _ => format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
     }
 }
 
 /// The `message` and `detail` of a `PGRST` error, as PostgREST 12 reads them: message is the
 /// JSON body `{code, message, details, hint}`, detail carries `{status, headers}`.
-pub fn pgrst_error(err: &AuthError, sqlstate: &str, clear: Option<&CookieSpec>) -> (String, String) {
+pub fn pgrst_error(
+    err: &AuthError,
+    sqlstate: &str,
+    clear: Option<&CookieSpec>,
+) -> (String, String) {
     let mut headers = json!({ "WWW-Authenticate": www_authenticate(err) });
     if let Some(spec) = clear {
         headers["Set-Cookie"] = Value::String(spec.clearing());
     }
-    let body = json!({ "code": sqlstate, "message": err.to_string(), "details": null, "hint": null });
+    let body =
+        json!({ "code": sqlstate, "message": err.to_string(), "details": null, "hint": null });
     let detail = json!({ "status": err.http_status(), "headers": headers });
     (body.to_string(), detail.to_string())
 }
@@ -60,25 +77,55 @@ mod tests {
 
     #[test]
     fn clearing_cookie_expires_now_with_safe_attributes() {
-        let spec = CookieSpec { name: "access_token".into(), secure: true };
+        let spec = CookieSpec {
+            name: "access_token".into(),
+            secure: true,
+        };
         let c = spec.clearing();
         assert!(c.starts_with("access_token=;"), "{c}");
         for attr in ["Max-Age=0", "HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
             assert!(c.contains(attr), "{c} lacks {attr}");
         }
-        assert!(!CookieSpec { secure: false, ..spec }.clearing().contains("Secure"));
+        assert!(!CookieSpec {
+            secure: false,
+            ..spec
+        }
+        .clearing()
+        .contains("Secure"));
+    }
+
+    #[test]
+    fn only_printable_ascii_reaches_the_header() {
+        let err = AuthError::UnknownKid(
+            "kid \"a\r\nSet-Cookie: x=1\u{e9}\\\" is not in the key ring".into(),
+        );
+        let header = www_authenticate(&err);
+        assert!(
+            header.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{header}"
+        );
+        assert!(header.contains("a??Set-Cookie: x=1?'"), "{header}");
     }
 
     #[test]
     fn pgrst_error_carries_status_and_headers() {
-        let spec = CookieSpec { name: "t".into(), secure: true };
+        let spec = CookieSpec {
+            name: "t".into(),
+            secure: true,
+        };
         let (message, detail) = pgrst_error(&AuthError::Expired, "PA004", Some(&spec));
         let message: Value = serde_json::from_str(&message).unwrap();
         let detail: Value = serde_json::from_str(&detail).unwrap();
         assert_eq!(message["code"], "PA004");
         assert_eq!(detail["status"], 401);
-        assert!(detail["headers"]["WWW-Authenticate"].as_str().unwrap().contains("invalid_token"));
-        assert!(detail["headers"]["Set-Cookie"].as_str().unwrap().contains("Max-Age=0"));
+        assert!(detail["headers"]["WWW-Authenticate"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_token"));
+        assert!(detail["headers"]["Set-Cookie"]
+            .as_str()
+            .unwrap()
+            .contains("Max-Age=0"));
         let (_, detail) = pgrst_error(&AuthError::RoleNotAllowed("x".into()), "42501", None);
         assert!(detail.contains("403"));
     }

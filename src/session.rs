@@ -20,7 +20,10 @@ pub fn hash_token(token: &str) -> Vec<u8> {
 
 /// Opaque session tokens are 43 base64url characters; JWTs have dots.
 pub fn is_session_token(token: &str) -> bool {
-    token.len() == 43 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
-//! Looking sessions up for `auth.authenticate`: one index probe on the token's SHA-256, read
-//! as the owner of `auth.sessions`, nothing written.
+//! Looking sessions up for `auth.authenticate`: one index probe (on the token's SHA-256, or on
+//! the session id of a `sid`-bound JWT), read as the owner of `auth.sessions`, nothing written.
+//!
+//! Which session the current transaction holds is backend-local state that only
+//! `auth.authenticate` sets, from the credential it verified. `auth.logout()`, `auth.refresh()`
+//! and `auth.change_password()` act on it, never on `request.jwt.claims`, which any SQL caller
+//! can set with `set_config`.
 
 use std::cell::RefCell;
 
@@ -11,29 +16,70 @@ use crate::error::{AuthError, Result};
 use crate::privileged::{read_as_owner, select_planned};
 use crate::session::hash_token;
 
-thread_local! {
-    /// SHA-256 of the session token this transaction authenticated with; cleared at its end.
-    static PRESENTED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+/// The session `auth.authenticate` verified in this transaction.
+#[derive(Clone)]
+struct Held {
+    session_id: String,
+    user_id: String,
+    /// SHA-256 of the session token presented; `None` for a `sid`-bound JWT, which may end its
+    /// session but never rotate it into a new token.
+    token_hash: Option<Vec<u8>>,
 }
 
-fn remember_presented(hash: Vec<u8>) {
-    if PRESENTED.replace(Some(hash)).is_none() {
-        let forget = || drop(PRESENTED.take());
+thread_local! {
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Forgets the held session: at the start of every authentication and at the transaction's end.
+pub fn forget() {
+    HELD.set(None);
+}
+
+fn hold(held: Held) {
+    if HELD.replace(Some(held)).is_none() {
         register_xact_callback(PgXactCallbackEvent::Commit, forget);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
     }
 }
 
-/// The SHA-256 of the session token the current transaction authenticated with (NULL when it
-/// used none). `auth.refresh()` rotates only the token that was presented, so of two racing
-/// refreshes with the same cookie the second finds it gone instead of killing the first's.
+/// SHA-256 of the session token this transaction authenticated with (NULL for none, and for a
+/// JWT). Kept for the 0.1.0 SQL; `auth.verified_session()` says more.
 #[pg_extern(volatile)]
 pub(crate) fn session_token_hash() -> Option<Vec<u8>> {
-    PRESENTED.with_borrow(|p| p.clone())
+    HELD.with_borrow(|h| h.as_ref().and_then(|h| h.token_hash.clone()))
 }
 
-/// The claims of a live session (`sub`, `role`, `email`, `sid`), or `SessionInvalid`.
-pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
+/// The session and user `auth.authenticate` verified in this transaction (no row when none),
+/// and the hash of the session token presented (NULL for a `sid`-bound JWT).
+#[pg_extern(volatile)]
+pub(crate) fn verified_session() -> TableIterator<
+    'static,
+    (
+        name!(session_id, pgrx::Uuid),
+        name!(user_id, pgrx::Uuid),
+        name!(token_hash, Option<Vec<u8>>),
+    ),
+> {
+    let held = HELD.with_borrow(|h| h.clone());
+    let row = held.and_then(|h| Some((uuid(&h.session_id)?, uuid(&h.user_id)?, h.token_hash)));
+    TableIterator::new(row)
+}
+
+fn uuid(text: &str) -> Option<pgrx::Uuid> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect::<Option<_>>()?;
+    pgrx::Uuid::from_slice(&bytes).ok()
+}
+
+/// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
+/// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
+pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String)> {
     let hash = hash_token(token);
     let row = read_as_owner("auth.sessions", |client| {
         let mut rows = select_planned(
@@ -58,30 +104,50 @@ pub fn claims_for_token(token: &str) -> Result<Map<String, Value>> {
             ))),
         }
     })?;
-    let (sub, role, email, sid, exp) = row.ok_or(AuthError::SessionInvalid)?;
-    remember_presented(hash);
+    let Some((Some(sub), Some(role), email, Some(sid), exp)) = row else {
+        return Err(AuthError::SessionInvalid);
+    };
+    hold(Held {
+        session_id: sid.clone(),
+        user_id: sub.clone(),
+        token_hash: Some(hash),
+    });
     let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
-    Ok(claims.as_object().cloned().unwrap_or_default())
+    Ok((claims.as_object().cloned().unwrap_or_default(), role))
 }
 
-/// A JWT carrying `sid` is only good while that session lives (logout revokes it at once).
-pub fn check_sid(claims: &Map<String, Value>) -> Result<()> {
-    let Some(sid) = claims.get("sid") else { return Ok(()) };
-    let sid = sid.as_str().filter(|s| s.len() == 36).ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
-    let live = read_as_owner("auth.sessions", |client| {
-        select_planned(
+/// A JWT this database issued carrying `sid` is only good while that session lives (logout,
+/// revocation, absolute and idle expiry end it at once). Tokens of identity providers carry
+/// their own `sid`, which is none of ours: it is left alone.
+pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<()> {
+    let Some(sid) = claims.get("sid").filter(|_| issued_here) else {
+        return Ok(());
+    };
+    let sid = sid
+        .as_str()
+        .filter(|s| uuid(s).is_some() && s.len() == 36)
+        .ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
+    let user = read_as_owner("auth.sessions", |client| {
+        let mut rows = select_planned(
             client,
-            "SELECT EXISTS (SELECT 1 FROM auth.sessions s \
-         WHERE s.id::text OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
-           AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now())",
+            "SELECT s.user_id::pg_catalog.text FROM auth.sessions s \
+             JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
+             WHERE s.id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND s.revoked_at IS NULL \
+               AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
+               AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
             &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
             &[sid.into()],
-        )?
-        .first()
-        .get_one::<bool>()
+        )?;
+        match rows.next() {
+            None => Ok(None),
+            Some(r) => r.get::<String>(1),
+        }
     })?;
-    if live != Some(true) {
-        return Err(AuthError::SessionInvalid);
-    }
+    let user_id = user.ok_or(AuthError::SessionInvalid)?;
+    hold(Held {
+        session_id: sid.to_string(),
+        user_id,
+        token_hash: None,
+    });
     Ok(())
 }

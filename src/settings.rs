@@ -6,11 +6,15 @@ use std::ffi::{CStr, CString};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 
-pub static TOKEN_SOURCES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"cookie, header, bearer"));
-pub static COOKIE_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"access_token"));
+pub static TOKEN_SOURCES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"cookie, header, bearer"));
+pub static COOKIE_NAME: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"access_token"));
 pub static COOKIE_SECURE: GucSetting<bool> = GucSetting::<bool>::new(true);
-pub static HEADER_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"x-access-token"));
-pub static ROLE_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"role"));
+pub static HEADER_NAME: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"x-access-token"));
+pub static ROLE_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"role"));
 pub static ALLOWED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ANONYMOUS: GucSetting<bool> = GucSetting::<bool>::new(true);
@@ -18,7 +22,8 @@ pub static CLAIMS_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
-pub static USER_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"web_user"));
+pub static USER_ROLE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"web_user"));
 pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 pub static JWT_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
@@ -31,42 +36,173 @@ pub static LOGIN_FAILURE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 6
 pub static LOGIN_COOLDOWN: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 
 fn string(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
-    GucRegistry::define_string_guc(name, doc, c"", setting, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_string_guc(
+        name,
+        doc,
+        c"",
+        setting,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
-fn int(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<i32>, min: i32, max: i32) {
-    GucRegistry::define_int_guc(name, doc, c"", setting, min, max, GucContext::Suset, GucFlags::default());
+fn int(
+    name: &'static CStr,
+    doc: &'static CStr,
+    setting: &'static GucSetting<i32>,
+    min: i32,
+    max: i32,
+) {
+    GucRegistry::define_int_guc(
+        name,
+        doc,
+        c"",
+        setting,
+        min,
+        max,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 fn boolean(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<bool>) {
-    GucRegistry::define_bool_guc(name, doc, c"", setting, GucContext::Suset, GucFlags::default());
+    GucRegistry::define_bool_guc(
+        name,
+        doc,
+        c"",
+        setting,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 /// Called from `_PG_init`.
 pub fn define() {
-    string(c"pg_auth.token_sources", c"Where auth.authenticate() looks for a token, in order: cookie, header, bearer.", &TOKEN_SOURCES);
-    string(c"pg_auth.cookie_name", c"Cookie holding the caller's JWT.", &COOKIE_NAME);
-    boolean(c"pg_auth.cookie_secure", c"Mark cookies Secure (turn off only for local development over http).", &COOKIE_SECURE);
-    string(c"pg_auth.header_name", c"Request header holding the caller's JWT.", &HEADER_NAME);
-    string(c"pg_auth.role_claim", c"Claim naming the database role; a dotted path such as app_metadata.role.", &ROLE_CLAIM);
+    string(
+        c"pg_auth.token_sources",
+        c"Where auth.authenticate() looks for a token, in order: cookie, header, bearer.",
+        &TOKEN_SOURCES,
+    );
+    string(
+        c"pg_auth.cookie_name",
+        c"Cookie holding the caller's JWT.",
+        &COOKIE_NAME,
+    );
+    boolean(
+        c"pg_auth.cookie_secure",
+        c"Mark cookies Secure (turn off only for local development over http).",
+        &COOKIE_SECURE,
+    );
+    string(
+        c"pg_auth.header_name",
+        c"Request header holding the caller's JWT.",
+        &HEADER_NAME,
+    );
+    string(
+        c"pg_auth.role_claim",
+        c"Claim naming the database role; a dotted path such as app_metadata.role.",
+        &ROLE_CLAIM,
+    );
     string(c"pg_auth.allowed_roles", c"Comma-separated roles a token may switch to; empty allows any role granted to the authenticator.", &ALLOWED_ROLES);
     string(c"pg_auth.anon_role", c"Role for requests without a token; empty keeps the current role (PostgREST's db-anon-role).", &ANON_ROLE);
-    boolean(c"pg_auth.anonymous", c"Allow requests without a token; off answers them 401.", &ANONYMOUS);
+    boolean(
+        c"pg_auth.anonymous",
+        c"Allow requests without a token; off answers them 401.",
+        &ANONYMOUS,
+    );
     boolean(c"pg_auth.claims_only", c"Only publish claims in request.jwt.claims, never switch role (for poolers pinning one role).", &CLAIMS_ONLY);
-    string(c"pg_auth.audience", c"Comma-separated accepted audiences; when set, tokens must carry one in aud.", &AUDIENCE);
-    string(c"pg_auth.issuer", c"Comma-separated accepted issuers; when set, tokens must carry one in iss.", &ISSUER);
-    int(c"pg_auth.leeway", c"Seconds of clock skew allowed for exp, nbf and iat.", &LEEWAY, 0, crate::jwt::verify::MAX_LEEWAY as i32);
-    string(c"pg_auth.user_role", c"Database role of users registered without one.", &USER_ROLE);
-    int(c"pg_auth.session_lifetime", c"Seconds a session lives at most (absolute expiry).", &SESSION_LIFETIME, 60, 366 * 24 * 3600);
-    int(c"pg_auth.session_idle_timeout", c"Seconds a session lives without auth.refresh() or a login.", &SESSION_IDLE_TIMEOUT, 60, 366 * 24 * 3600);
-    int(c"pg_auth.jwt_lifetime", c"Seconds a JWT returned by auth.login() lives.", &JWT_LIFETIME, 10, 7 * 24 * 3600);
-    int(c"pg_auth.password_min_length", c"Minimum password length in characters.", &PASSWORD_MIN_LENGTH, 1, 1024);
-    int(c"pg_auth.argon2_memory_kib", c"argon2id memory cost in KiB.", &ARGON2_MEMORY_KIB, 8, 4 * 1024 * 1024);
-    int(c"pg_auth.argon2_iterations", c"argon2id passes.", &ARGON2_ITERATIONS, 1, 64);
-    int(c"pg_auth.argon2_parallelism", c"argon2id lanes.", &ARGON2_PARALLELISM, 1, 16);
-    int(c"pg_auth.login_max_failures", c"Failed logins within the window that lock an account.", &LOGIN_MAX_FAILURES, 1, 1000);
-    int(c"pg_auth.login_failure_window", c"Seconds in which failed logins are counted.", &LOGIN_FAILURE_WINDOW, 1, 7 * 24 * 3600);
-    int(c"pg_auth.login_cooldown", c"Seconds an account stays locked after too many failed logins.", &LOGIN_COOLDOWN, 1, 7 * 24 * 3600);
+    string(
+        c"pg_auth.audience",
+        c"Comma-separated accepted audiences; when set, tokens must carry one in aud.",
+        &AUDIENCE,
+    );
+    string(
+        c"pg_auth.issuer",
+        c"Comma-separated accepted issuers; when set, tokens must carry one in iss.",
+        &ISSUER,
+    );
+    int(
+        c"pg_auth.leeway",
+        c"Seconds of clock skew allowed for exp, nbf and iat.",
+        &LEEWAY,
+        0,
+        crate::jwt::verify::MAX_LEEWAY as i32,
+    );
+    string(
+        c"pg_auth.user_role",
+        c"Database role of users registered without one.",
+        &USER_ROLE,
+    );
+    int(
+        c"pg_auth.session_lifetime",
+        c"Seconds a session lives at most (absolute expiry).",
+        &SESSION_LIFETIME,
+        60,
+        366 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.session_idle_timeout",
+        c"Seconds a session lives without auth.refresh() or a login.",
+        &SESSION_IDLE_TIMEOUT,
+        60,
+        366 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.jwt_lifetime",
+        c"Seconds a JWT returned by auth.login() lives.",
+        &JWT_LIFETIME,
+        10,
+        7 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.password_min_length",
+        c"Minimum password length in characters.",
+        &PASSWORD_MIN_LENGTH,
+        1,
+        1024,
+    );
+    int(
+        c"pg_auth.argon2_memory_kib",
+        c"argon2id memory cost in KiB.",
+        &ARGON2_MEMORY_KIB,
+        8,
+        4 * 1024 * 1024,
+    );
+    int(
+        c"pg_auth.argon2_iterations",
+        c"argon2id passes.",
+        &ARGON2_ITERATIONS,
+        1,
+        64,
+    );
+    int(
+        c"pg_auth.argon2_parallelism",
+        c"argon2id lanes.",
+        &ARGON2_PARALLELISM,
+        1,
+        16,
+    );
+    int(
+        c"pg_auth.login_max_failures",
+        c"Failed logins within the window that lock an account.",
+        &LOGIN_MAX_FAILURES,
+        1,
+        1000,
+    );
+    int(
+        c"pg_auth.login_failure_window",
+        c"Seconds in which failed logins are counted.",
+        &LOGIN_FAILURE_WINDOW,
+        1,
+        7 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.login_cooldown",
+        c"Seconds an account stays locked after too many failed logins.",
+        &LOGIN_COOLDOWN,
+        1,
+        7 * 24 * 3600,
+    );
     #[cfg(not(any(feature = "pg13", feature = "pg14")))]
     unsafe {
         pgrx::pg_sys::MarkGUCPrefixReserved(c"pg_auth".as_ptr())
@@ -74,7 +210,10 @@ pub fn define() {
 }
 
 pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
-    setting.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
+    setting
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty())
 }
 
 /// The current value of any setting, or `None` when it does not exist (PostgREST's `request.*`
@@ -82,7 +221,11 @@ pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
 pub fn current(name: &str) -> Option<String> {
     let name = CString::new(name).ok()?;
     let value = unsafe { pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+    (!value.is_null()).then(|| {
+        unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// The cookie pg_auth sets and clears, from `pg_auth.cookie_name` and `pg_auth.cookie_secure`.

@@ -34,15 +34,21 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
 fn hint(err: &AuthError) -> Option<&'static str> {
     match err {
         AuthError::Expired => Some("Sign in again or refresh the token."),
-        AuthError::UnknownKid(_) => Some("Compare the token's kid with SELECT auth.jwks(); the key may have been retired."),
-        AuthError::WrongAudience => Some("Pass the accepted audience in options, e.g. '{\"audience\": \"api\"}'."),
+        AuthError::UnknownKid(_) => {
+            Some("Compare the token's kid with SELECT auth.jwks(); the key may have been retired.")
+        }
+        AuthError::WrongAudience => {
+            Some("Pass the accepted audience in options, e.g. '{\"audience\": \"api\"}'.")
+        }
         _ => None,
     }
 }
 
 /// PostgreSQL's MAKE_SQLSTATE: five characters of six bits each.
 pub fn make_sqlstate(code: &str) -> c_int {
-    code.bytes().enumerate().fold(0, |acc, (i, ch)| acc + ((((ch - b'0') & 0x3F) as c_int) << (6 * i)))
+    code.bytes().enumerate().fold(0, |acc, (i, ch)| {
+        acc + ((((ch - b'0') & 0x3F) as c_int) << (6 * i))
+    })
 }
 
 // PostgreSQL's own error functions, called directly: pgrx's `ereport!` only takes the SQLSTATEs

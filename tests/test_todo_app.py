@@ -182,7 +182,7 @@ def test_wrong_email_and_wrong_password_get_the_same_401(app, clients):
     assert wrong_password.text == wrong_email.text, "the answers must not reveal which emails exist"
     assert c.token is None
     # The failure was committed (auth.login does not raise, so PostgREST commits the count).
-    assert app.one("SELECT failed_logins FROM auth.users WHERE id = %s", (user_id,)) == 1
+    assert app.one(ATTEMPTS.format("failed_logins"), (user_id,)) == 1
 
 
 # ---- current_user / logout / refresh ------------------------------------------------------------------
@@ -386,14 +386,21 @@ def test_disabled_user_loses_the_session_and_cannot_log_in(app, clients):
 
 # ---- throttling and imported hashes -----------------------------------------------------------------
 
+# Login throttling state of a user, kept per email in auth.login_attempts.
+ATTEMPTS = ("SELECT {} FROM auth.login_attempts a JOIN auth.users u ON a.email_key = auth.email_key(u.email)"
+            " WHERE u.id = %s")
+ATTEMPTS_UPDATE = ("UPDATE auth.login_attempts a SET locked_until = now() - interval '1 s' FROM auth.users u"
+                   " WHERE a.email_key = auth.email_key(u.email) AND u.id = %s")
+
+
 def test_login_throttling(app, clients):
     _, user_id, email = signed_up(app, clients, "throttled")
     c = clients()
     for i in range(MAX_FAILURES):
         resp = c.login(email, f"wrong password {i}")
         assert expect(resp, 401, app) == {"code": "28P01", "message": "invalid email or password"}, f"attempt {i + 1}"
-    assert app.one("SELECT failed_logins FROM auth.users WHERE id = %s", (user_id,)) == MAX_FAILURES
-    assert app.one("SELECT locked_until > now() FROM auth.users WHERE id = %s", (user_id,))
+    assert app.one(ATTEMPTS.format("failed_logins"), (user_id,)) == MAX_FAILURES
+    assert app.one(ATTEMPTS.format("locked_until > now()"), (user_id,))
     sessions_before = app.one("SELECT count(*) FROM auth.sessions WHERE user_id = %s", (user_id,))
 
     # Locked: even the right password is refused, with 429 and how long to wait.
@@ -404,19 +411,26 @@ def test_login_throttling(app, clients):
     assert m and 0 < int(m.group(1)) <= 900, describe(resp, app)
     assert session_cookie(resp) is None and c.token is None
     assert app.one("SELECT count(*) FROM auth.sessions WHERE user_id = %s", (user_id,)) == sessions_before
+    resp_locked_text = resp.text
 
-    # Unknown emails lock nothing; another account is unaffected.
-    for _ in range(MAX_FAILURES + 1):
-        expect(c.login(new_email("ghost"), "whatever"), 401, app)
+    # An unknown email locks the same way, with the same answers: nothing tells which exist.
+    ghost = new_email("ghost")
+    for i in range(MAX_FAILURES):
+        resp = c.login(ghost, f"wrong password {i}")
+        assert expect(resp, 401, app) == {"code": "28P01", "message": "invalid email or password"}
+    ghost_locked = c.login(ghost, PASSWORD)
+    assert ghost_locked.status_code == 429, describe(ghost_locked, app)
+    assert re.sub(r"\d+ seconds", "N seconds", ghost_locked.text) == re.sub(r"\d+ seconds", "N seconds", resp_locked_text)
+    # Another account is unaffected.
     _, _, other_email = signed_up(app, clients, "unaffected")
     expect(clients().login(other_email, PASSWORD), 200, app)
 
     # After the cool-down (simulated), the right password works and resets the count.
-    app.execute("UPDATE auth.users SET locked_until = now() - interval '1 s' WHERE id = %s", (user_id,))
+    app.execute(ATTEMPTS_UPDATE, (user_id,))
     resp = c.login(email, PASSWORD)
     expect(resp, 200, app)
     assert_session_cookie(resp, app)
-    assert app.one("SELECT failed_logins = 0 AND locked_until IS NULL FROM auth.users WHERE id = %s", (user_id,))
+    assert app.one(ATTEMPTS.format("count(*)"), (user_id,)) == 0
 
 
 def test_settings_reach_the_authenticator(app):

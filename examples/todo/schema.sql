@@ -18,6 +18,7 @@ AS $$
 DECLARE
     session jsonb;
 BEGIN
+    PERFORM auth.require_json_request();  -- login CSRF: no cross-site form can send JSON
     IF auth.uid() IS NOT NULL THEN
         PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
     END IF;
@@ -36,6 +37,7 @@ AS $$
 DECLARE
     session jsonb;
 BEGIN
+    PERFORM auth.require_json_request();  -- login CSRF: no cross-site form can send JSON
     IF auth.uid() IS NOT NULL THEN
         PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
     END IF;
@@ -70,8 +72,9 @@ AS $$
 DECLARE
     me json;
 BEGIN
+    -- The user auth.authenticate verified, not request.jwt.claims (any SQL caller can set those).
     SELECT json_build_object('id', u.id, 'email', u.email, 'name', u.metadata ->> 'name') INTO me
-    FROM auth.users u WHERE u.id = auth.uid();
+    FROM auth.verified_session() AS v JOIN auth.users u ON u.id = v.user_id;
     IF me IS NULL THEN
         PERFORM auth.raise_http(401, 'PA017', 'not signed in');
     END IF;

@@ -86,7 +86,8 @@ SELECT txid_current_if_assigned() IS NULL AS no_xid_cold;
 COMMIT;
 DELETE FROM auth.keys WHERE kid = 'cold-cache';
 
--- Pre-request mode with PostgREST's settings: cookie, then header, then Bearer claims.
+-- Pre-request mode with PostgREST's settings: cookie, then header, then the Bearer token (verified
+-- again: the claims in request.jwt.claims are a setting any SQL caller can write).
 BEGIN;
 SELECT set_config('request.headers', '{"user-agent":"t"}', true) IS NOT NULL AS set, set_config('request.cookies', json_build_object('access_token', user_token)::text, true) IS NOT NULL AS set FROM tok;
 SELECT auth.authenticate();
@@ -98,8 +99,8 @@ SELECT auth.authenticate();
 SELECT current_user;
 COMMIT;
 BEGIN;
-SELECT set_config('request.headers', '{"authorization":"Bearer x.y.z"}', true),
-       set_config('request.jwt.claims', '{"role":"regress_user","sub":"bearer-sub"}', true);
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || user_token)::text, true) IS NOT NULL AS set,
+       set_config('request.jwt.claims', '{"role":"regress_admin","sub":"forged-sub"}', true) IS NOT NULL AS set FROM tok;
 SELECT auth.authenticate();
 SELECT current_user, auth.claim('sub');
 COMMIT;
@@ -109,8 +110,10 @@ SELECT errd(format($$SELECT set_config('request.headers', '{"a":"b"}', true), se
                    json_build_object('access_token', expired_token))) FROM tok;
 SELECT errd(format($$SELECT set_config('request.headers', %L, true), auth.authenticate()$$,
                    json_build_object('x-access-token', other_token))) FROM tok;
+SELECT errd(format($$SELECT set_config('request.headers', %L, true), auth.authenticate()$$,
+                   json_build_object('authorization', 'Bearer ' || super_token))) FROM tok;
 SELECT errd($$SELECT set_config('request.headers', '{"authorization":"Bearer a.b.c"}', true),
-                     set_config('request.jwt.claims', '{"role":"regress_admin"}', true), auth.authenticate()$$);
+                     set_config('request.jwt.claims', '{"role":"regress_user"}', true), auth.authenticate()$$);
 SET pg_auth.anonymous = off;
 SELECT errd($$SELECT set_config('request.headers', '{"a":"b"}', true), auth.authenticate()$$);
 RESET pg_auth.anonymous;

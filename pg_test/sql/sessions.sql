@@ -42,18 +42,28 @@ COMMIT;
 -- Wrong password or unknown email: no exception (the failure count must survive), 401 status.
 SELECT auth.login('alice@example.com', 'wrong') AS r, current_setting('response.status', true) AS status;
 SELECT auth.login('nobody@example.com', 'wrong') AS r;
-SELECT failed_logins FROM auth.users;
+-- Counted per email, known or not (by the SHA-256 of the lower-cased email).
+SELECT a.failed_logins, u.email FROM auth.login_attempts a LEFT JOIN auth.users u ON auth.email_key(u.email) = a.email_key ORDER BY 2;
 
--- Throttling: pg_auth.login_max_failures failures lock the account; a success resets the count.
+-- Throttling: pg_auth.login_max_failures failures lock the email; a success resets the count.
 SET pg_auth.login_max_failures = 3;
+CREATE VIEW alice_attempts AS SELECT failed_logins, locked_until > now() AS locked
+    FROM auth.login_attempts WHERE email_key = auth.email_key('ALICE@example.com');
 SELECT auth.login('alice@example.com', 'wrong') ->> 'code' AS code;
-SELECT locked_until > now() AS locked FROM auth.users;
+SELECT * FROM alice_attempts;
 SELECT auth.login('alice@example.com', 'wrong') ->> 'code' AS code;
-SELECT locked_until > now() AS locked FROM auth.users;
+SELECT * FROM alice_attempts;
 SELECT err($$SELECT auth.login('alice@example.com', 'correct horse')$$);
-UPDATE auth.users SET locked_until = now() - interval '1 second';
+-- Unknown emails lock the same way and answer the same: status, body and SQLSTATE.
+SELECT auth.login('nobody@example.com', 'wrong') ->> 'code' AS code;
+SELECT auth.login('nobody@example.com', 'wrong') ->> 'code' AS code;
+SELECT err($$SELECT auth.login('nobody@example.com', 'correct horse')$$);
+-- Over the length limit: the same 401 answer for known and unknown emails, counted too.
+SELECT auth.login('carol@example.com', repeat('x', 2000)) AS known, auth.login('nobody2@example.com', repeat('x', 2000)) AS unknown;
+UPDATE auth.login_attempts SET locked_until = now() - interval '1 second';
 SELECT auth.login('alice@example.com', 'correct horse') ? 'token' AS logged_in;
-SELECT failed_logins, locked_until FROM auth.users;
+SELECT count(*) AS alice_rows FROM alice_attempts;
+DROP VIEW alice_attempts;
 RESET pg_auth.login_max_failures;
 
 -- Bcrypt hashes imported from pgcrypto verify and are re-hashed as argon2id at the next login.

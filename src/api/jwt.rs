@@ -7,11 +7,11 @@ use serde_json::Value;
 use super::jsonb::JsonbText;
 use crate::error::{AuthError, Result};
 use crate::jwt::keys::{parse_algorithm, parse_keys_as, parse_single_key_as, Key};
-use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use crate::jwt::sign::sign;
 use crate::jwt::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions};
 use crate::keyring;
 use crate::sqlstate::OrRaise;
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 
 fn required<T>(value: Option<T>, name: &'static str) -> Result<T> {
     value.ok_or(AuthError::NullArgument(name))
@@ -20,17 +20,26 @@ fn required<T>(value: Option<T>, name: &'static str) -> Result<T> {
 /// Signs `claims` with an explicit key: an HMAC secret (HS256 unless `algorithm` says HS384/512),
 /// a private PEM (RSA, P-256, P-384, Ed25519) or an `oct` JWK.
 #[pg_extern(stable, parallel_safe, name = "sign_jwt")]
-fn sign_jwt_with_key(claims: Option<JsonbText>, key: Option<&str>, algorithm: default!(Option<&str>, "NULL")) -> String {
+fn sign_jwt_with_key(
+    claims: Option<JsonbText>,
+    key: Option<&str>,
+    algorithm: default!(Option<&str>, "NULL"),
+) -> String {
     sign_with_key(claims, key, algorithm).or_raise()
 }
 
 /// Parses a jsonb argument's text; too deeply nested JSON is a clear argument error.
 pub(crate) fn json_argument(value: Option<JsonbText>, name: &'static str) -> Result<Value> {
     let text = required(value, name)?.0;
-    serde_json::from_str(&text).map_err(|e| AuthError::InvalidArgument(format!("{name} cannot be read: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| AuthError::InvalidArgument(format!("{name} cannot be read: {e}")))
 }
 
-fn sign_with_key(claims: Option<JsonbText>, key: Option<&str>, algorithm: Option<&str>) -> Result<String> {
+fn sign_with_key(
+    claims: Option<JsonbText>,
+    key: Option<&str>,
+    algorithm: Option<&str>,
+) -> Result<String> {
     let claims = json_argument(claims, "claims")?;
     let alg = algorithm.map(parse_algorithm).transpose()?;
     let key = parse_single_key_as(required(key, "key")?, alg)?;
@@ -68,16 +77,30 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
         some => VerifyOptions::from_json(&json_argument(some, "options")?)?,
     };
     let Some(key) = key else {
-        return storable(keyring::ring()?.verify(token, &options, keyring::now())?.payload);
+        return storable(
+            keyring::ring()?
+                .verify(token, &options, keyring::now())?
+                .payload,
+        );
     };
     let header = inspect(token)?;
     let keys = parsed_keys(key, hmac_named(&options))?;
     let key = match &header.kid {
         _ if keys.len() == 1 => &keys[0],
-        Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or_else(|| {
-            AuthError::UnknownKid(format!("kid \"{}\" is not in the given JWKS", crate::jwt::keys::truncate(kid, 64)))
-        })?,
-        None => return Err(AuthError::UnknownKid("token has no kid, and the JWKS holds several keys".into())),
+        Some(kid) => keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+            .ok_or_else(|| {
+                AuthError::UnknownKid(format!(
+                    "kid \"{}\" is not in the given JWKS",
+                    crate::jwt::keys::truncate(kid, 64)
+                ))
+            })?,
+        None => {
+            return Err(AuthError::UnknownKid(
+                "token has no kid, and the JWKS holds several keys".into(),
+            ))
+        }
     };
     storable(verify_with_key(token, &header, key, &options)?.payload)
 }
@@ -100,12 +123,17 @@ fn hmac_named(options: &VerifyOptions) -> Option<Algorithm> {
 
 fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>> {
     let cached = LAST_KEY.with_borrow(|c| {
-        c.as_ref().filter(|(t, a, _)| t == text && *a == algorithm).map(|(_, _, keys)| keys.clone())
+        c.as_ref()
+            .filter(|(t, a, _)| t == text && *a == algorithm)
+            .map(|(_, _, keys)| keys.clone())
     });
     if let Some(keys) = cached {
         return Ok(keys);
     }
-    let keys: Vec<Key> = parse_keys_as(text, algorithm)?.into_iter().map(Key::prepared).collect::<Result<_>>()?;
+    let keys: Vec<Key> = parse_keys_as(text, algorithm)?
+        .into_iter()
+        .map(Key::prepared)
+        .collect::<Result<_>>()?;
     let keys = Rc::new(keys);
     LAST_KEY.set(Some((text.to_string(), algorithm, keys.clone())));
     Ok(keys)
@@ -114,7 +142,9 @@ fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>>
 /// jsonb cannot hold the string escape \u0000: refuse it here with our own error, not 22P05.
 pub(crate) fn storable(json: String) -> Result<String> {
     if json.contains("\\u0000") {
-        return Err(AuthError::InvalidClaim("a claim contains \\u0000, which jsonb cannot store".into()));
+        return Err(AuthError::InvalidClaim(
+            "a claim contains \\u0000, which jsonb cannot store".into(),
+        ));
     }
     Ok(json)
 }
@@ -123,5 +153,10 @@ pub(crate) fn storable(json: String) -> Result<String> {
 /// never for deciding who someone is.
 #[pg_extern(immutable, parallel_safe)]
 fn decode_jwt_unverified(token: Option<&str>) -> JsonbText {
-    JsonbText(required(token, "token").and_then(decode_unverified).and_then(|v| storable(v.to_string())).or_raise())
+    JsonbText(
+        required(token, "token")
+            .and_then(decode_unverified)
+            .and_then(|v| storable(v.to_string()))
+            .or_raise(),
+    )
 }

@@ -19,14 +19,19 @@ fn cost() -> Cost {
 /// argon2id PHC string at the configured cost (pg_auth.argon2_*).
 #[pg_extern(volatile, parallel_safe)]
 fn hash_password(password: Option<&str>) -> String {
-    password.ok_or(AuthError::NullArgument("password")).and_then(|p| password::hash(p, cost())).or_raise()
+    password
+        .ok_or(AuthError::NullArgument("password"))
+        .and_then(|p| password::hash(p, cost()))
+        .or_raise()
 }
 
 /// Checks a password against an argon2id or bcrypt hash. With `hash` NULL (unknown user) it
 /// spends the same time and returns false.
 #[pg_extern(volatile, parallel_safe)]
 fn verify_password(password: Option<&str>, hash: Option<&str>) -> bool {
-    let password = password.ok_or(AuthError::NullArgument("password")).or_raise();
+    let password = password
+        .ok_or(AuthError::NullArgument("password"))
+        .or_raise();
     match hash {
         Some(hash) => password::verify(password, hash).or_raise(),
         None => {

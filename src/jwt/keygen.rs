@@ -27,7 +27,9 @@ pub fn generate_key_text(alg: Algorithm) -> Result<String> {
         Algorithm::HS512 => return Ok(random_token(64)),
         Algorithm::ES256 => p256::SecretKey::random(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
         Algorithm::ES384 => p384::SecretKey::random(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
-        Algorithm::EdDSA => ed25519_dalek::SigningKey::generate(&mut OsRng).to_pkcs8_pem(LineEnding::LF),
+        Algorithm::EdDSA => {
+            ed25519_dalek::SigningKey::generate(&mut OsRng).to_pkcs8_pem(LineEnding::LF)
+        }
         _ => {
             let key = rsa::RsaPrivateKey::new(&mut OsRng, RSA_BITS)
                 .map_err(|e| AuthError::InvalidKey(format!("RSA key generation failed: {e}")))?;
@@ -45,7 +47,14 @@ mod tests {
 
     #[test]
     fn every_generated_key_parses_back_with_a_signing_half() {
-        for alg in [Algorithm::HS256, Algorithm::HS512, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::PS256] {
+        for alg in [
+            Algorithm::HS256,
+            Algorithm::HS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+            Algorithm::PS256,
+        ] {
             let key = parse_single_key(&generate_key_text(alg).unwrap()).unwrap();
             assert!(key.algorithms.contains(&alg), "{alg:?}");
             assert!(key.sign.is_some(), "{alg:?}");

@@ -9,9 +9,9 @@ use std::rc::Rc;
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rsa::traits::PublicKeyParts;
 use serde_json::{json, Map, Value};
 
@@ -79,7 +79,12 @@ impl Key {
     }
 
     /// Checks `signature` over `message` with `alg` (which the caller checked the key allows).
-    pub fn signature_matches(&self, alg: Algorithm, message: &[u8], signature: Vec<u8>) -> Result<bool> {
+    pub fn signature_matches(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: Vec<u8>,
+    ) -> Result<bool> {
         let verify = |v: &dyn JwtVerifier| v.verify(message, &signature).is_ok();
         match &self.verifier {
             Some(v) if v.algorithm() == alg => Ok(verify(v.as_ref())),
@@ -179,7 +184,9 @@ pub fn parse_keys_as(text: &str, algorithm: Option<Algorithm>) -> Result<Vec<Key
         };
     }
     if trimmed.starts_with('[') {
-        return Err(AuthError::InvalidKey("a JSON array is not a key; a JWKS is {\"keys\": [...]}".into()));
+        return Err(AuthError::InvalidKey(
+            "a JSON array is not a key; a JWKS is {\"keys\": [...]}".into(),
+        ));
     }
     if let Some(start) = trimmed.find("-----BEGIN") {
         return Ok(vec![parse_pem(&trimmed[start..])?]);
@@ -207,7 +214,9 @@ fn looks_like_encoded_der(text: &str) -> bool {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let compact = compact.trim_end_matches('=');
-    let decoded = STANDARD_NO_PAD.decode(compact).or_else(|_| URL_SAFE_NO_PAD.decode(compact));
+    let decoded = STANDARD_NO_PAD
+        .decode(compact)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(compact));
     let Ok(der) = decoded else { return false };
     if der.len() < 2 || der[0] != 0x30 {
         return false;
@@ -307,7 +316,9 @@ fn ec_private_sec1(der: &[u8]) -> Result<Key> {
     if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
         return p384_private(&k);
     }
-    Err(AuthError::InvalidKey("EC private key is not on P-256 or P-384 (or is damaged)".into()))
+    Err(AuthError::InvalidKey(
+        "EC private key is not on P-256 or P-384 (or is damaged)".into(),
+    ))
 }
 
 fn public_spki(der: &[u8]) -> Result<Key> {
@@ -331,7 +342,9 @@ fn public_spki(der: &[u8]) -> Result<Key> {
 fn rsa_private(k: rsa::RsaPrivateKey) -> Result<Key> {
     k.validate().map_err(|e| invalid("RSA private key", e))?;
     let mut key = rsa_public(&k.to_public_key())?;
-    let der = k.to_pkcs1_der().map_err(|e| invalid("RSA private key", e))?;
+    let der = k
+        .to_pkcs1_der()
+        .map_err(|e| invalid("RSA private key", e))?;
     key.sign = Some(EncodingKey::from_rsa_der(der.as_bytes()));
     Ok(key)
 }
@@ -349,20 +362,26 @@ fn rsa_public(k: &rsa::RsaPublicKey) -> Result<Key> {
         algorithms: AlgorithmFamily::Rsa.algorithms().to_vec(),
         verify: DecodingKey::from_rsa_raw_components(&n, &e),
         sign: None,
-        public_jwk: Some(jwk_map(json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}))),
+        public_jwk: Some(jwk_map(
+            json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}),
+        )),
         verifier: None,
     })
 }
 
 fn p256_private(k: &p256::SecretKey) -> Result<Key> {
-    let der = k.to_pkcs8_der().map_err(|e| invalid("P-256 private key", e))?;
+    let der = k
+        .to_pkcs8_der()
+        .map_err(|e| invalid("P-256 private key", e))?;
     let mut key = ec_public(k.public_key().to_encoded_point(false).as_bytes(), "P-256")?;
     key.sign = Some(EncodingKey::from_ec_der(der.as_bytes()));
     Ok(key)
 }
 
 fn p384_private(k: &p384::SecretKey) -> Result<Key> {
-    let der = k.to_pkcs8_der().map_err(|e| invalid("P-384 private key", e))?;
+    let der = k
+        .to_pkcs8_der()
+        .map_err(|e| invalid("P-384 private key", e))?;
     let mut key = ec_public(k.public_key().to_encoded_point(false).as_bytes(), "P-384")?;
     key.sign = Some(EncodingKey::from_ec_der(der.as_bytes()));
     Ok(key)
@@ -388,7 +407,9 @@ fn ec_public(point: &[u8], curve: &str) -> Result<Key> {
 }
 
 fn ed25519_private(k: &ed25519_dalek::SigningKey) -> Result<Key> {
-    let der = k.to_pkcs8_der().map_err(|e| invalid("Ed25519 private key", e))?;
+    let der = k
+        .to_pkcs8_der()
+        .map_err(|e| invalid("Ed25519 private key", e))?;
     let mut key = ed25519_public(&k.verifying_key())?;
     key.sign = Some(EncodingKey::from_ed_der(der.as_bytes()));
     Ok(key)
@@ -480,7 +501,9 @@ pub fn parse_jwk(value: &Value) -> Result<Key> {
         }
         "OKP" => {
             if jwk_str(jwk, "crv")? != "Ed25519" {
-                return Err(AuthError::InvalidKey("OKP keys must be on curve Ed25519".into()));
+                return Err(AuthError::InvalidKey(
+                    "OKP keys must be on curve Ed25519".into(),
+                ));
             }
             let bytes: [u8; 32] = jwk_bytes(jwk, "x")?
                 .try_into()
@@ -516,7 +539,10 @@ mod tests {
     #[test]
     fn secret_gives_hmac_family() {
         let key = parse_single_key(&"s".repeat(32)).unwrap();
-        assert_eq!(key.algorithms, vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+        assert_eq!(
+            key.algorithms,
+            vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+        );
         assert!(key.sign.is_some() && key.public_jwk.is_none());
     }
 
@@ -531,7 +557,10 @@ mod tests {
     #[test]
     fn jwk_alg_of_another_family_is_refused() {
         let jwk = json!({"kty": "oct", "k": B64.encode([7u8; 32]), "alg": "RS256"});
-        assert!(matches!(parse_jwk(&jwk), Err(AuthError::AlgorithmNotAllowed(_))));
+        assert!(matches!(
+            parse_jwk(&jwk),
+            Err(AuthError::AlgorithmNotAllowed(_))
+        ));
     }
 
     #[test]
@@ -548,7 +577,10 @@ mod tests {
 
     #[test]
     fn none_is_not_an_algorithm() {
-        assert!(matches!(parse_algorithm("none"), Err(AuthError::AlgorithmNotAllowed(_))));
+        assert!(matches!(
+            parse_algorithm("none"),
+            Err(AuthError::AlgorithmNotAllowed(_))
+        ));
     }
 
     #[test]
@@ -572,35 +604,71 @@ xgZNssszlO6HB99sip/ykUxB1XrFJbi+zaIDyrqIa0gijWFYj/8Rx0YoRw==
     fn public_key_text_is_never_an_hmac_secret() {
         // Each of these was once taken as an HMAC secret, so HS256 tokens forged with the
         // (public) text verified.
-        assert!(is_ec(parse_keys(&format!("\u{feff}{PUBLIC_PEM}"))), "PEM with a byte-order mark");
-        assert!(is_ec(parse_keys(&format!("Public key of the IdP:\n{PUBLIC_PEM}"))), "label line before the PEM");
-        let bare: String = PUBLIC_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
-        for text in [bare.clone(), bare.replace('+', "-").replace('/', "_"), format!("{bare}\n")] {
+        assert!(
+            is_ec(parse_keys(&format!("\u{feff}{PUBLIC_PEM}"))),
+            "PEM with a byte-order mark"
+        );
+        assert!(
+            is_ec(parse_keys(&format!("Public key of the IdP:\n{PUBLIC_PEM}"))),
+            "label line before the PEM"
+        );
+        let bare: String = PUBLIC_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        for text in [
+            bare.clone(),
+            bare.replace('+', "-").replace('/', "_"),
+            format!("{bare}\n"),
+        ] {
             let err = parse_keys(&text).err().expect("bare base64 DER refused");
-            assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("base64 DER")), "{err}");
+            assert!(
+                matches!(&err, AuthError::InvalidKey(m) if m.contains("base64 DER")),
+                "{err}"
+            );
         }
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": "AoTULEw14XH5HrUTF8qmlgDaHKQ9xgZNssszlO6HB98",
                          "y": "bIqf8pFMQdV6xSW4vs2iA8q6iGtIIo1hWI__EcdGKEc"});
-        assert!(is_ec(parse_keys(&format!("\u{feff}{jwk}"))), "JWK with a byte-order mark");
+        assert!(
+            is_ec(parse_keys(&format!("\u{feff}{jwk}"))),
+            "JWK with a byte-order mark"
+        );
         let err = parse_keys(&format!("[{jwk}]")).err().unwrap();
-        assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("JSON array")), "{err}");
+        assert!(
+            matches!(&err, AuthError::InvalidKey(m) if m.contains("JSON array")),
+            "{err}"
+        );
     }
 
     #[test]
     fn naming_an_hmac_algorithm_never_turns_a_public_key_into_a_secret() {
         assert!(is_ec(parse_keys_as(PUBLIC_PEM, Some(Algorithm::HS256))));
-        let bare: String = PUBLIC_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        let bare: String = PUBLIC_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         // Said explicitly, even base64 text is a secret: the caller takes responsibility.
         let key = parse_single_key_as(&bare, Some(Algorithm::HS256)).unwrap();
         assert_eq!(key.family(), AlgorithmFamily::Hmac);
-        let err = parse_keys_as(&"s".repeat(40), Some(Algorithm::RS256)).err().unwrap();
-        assert!(matches!(&err, AuthError::InvalidKey(m) if m.contains("PEM or JWK")), "{err}");
+        let err = parse_keys_as(&"s".repeat(40), Some(Algorithm::RS256))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, AuthError::InvalidKey(m) if m.contains("PEM or JWK")),
+            "{err}"
+        );
     }
 
     #[test]
     fn random_secrets_stay_secrets() {
-        for secret in ["0123456789abcdef0123456789abcdef", "my-super-secret-jwt-token-with-at-least-32-characters"] {
-            assert_eq!(parse_single_key(secret).unwrap().family(), AlgorithmFamily::Hmac);
+        for secret in [
+            "0123456789abcdef0123456789abcdef",
+            "my-super-secret-jwt-token-with-at-least-32-characters",
+        ] {
+            assert_eq!(
+                parse_single_key(secret).unwrap().family(),
+                AlgorithmFamily::Hmac
+            );
         }
     }
 }

@@ -4,7 +4,9 @@
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Map, Value};
 
-use super::keys::{alg_name, parse_algorithm, parse_jwk, parse_keys_as, parse_single_key_as, truncate, Key};
+use super::keys::{
+    alg_name, parse_algorithm, parse_jwk, parse_keys_as, parse_single_key_as, truncate, Key,
+};
 use super::sign::sign;
 use super::verify::{inspect, verify_with_key, Verified, VerifyOptions};
 use crate::error::{AuthError, Result};
@@ -35,10 +37,18 @@ impl RingKey {
                     .map_err(|e| AuthError::InvalidKey(format!("stored JWK is not JSON: {e}")))?;
                 parse_jwk(&value)?
             }
-            (None, None) => return Err(AuthError::InvalidKey("row has neither secret nor public_jwk".into())),
+            (None, None) => {
+                return Err(AuthError::InvalidKey(
+                    "row has neither secret nor public_jwk".into(),
+                ))
+            }
         };
         let key = key.restrict_to(alg)?;
-        Ok(RingKey { key: key.with_kid(Some(kid.to_string())), active_from, retire_after })
+        Ok(RingKey {
+            key: key.with_kid(Some(kid.to_string())),
+            active_from,
+            retire_after,
+        })
     }
 
     fn kid(&self) -> &str {
@@ -74,7 +84,11 @@ impl KeyRing {
 
     /// Signs with the newest key that is active and not retired; the header names its `kid`.
     pub fn sign(&self, claims: &Value, now: f64) -> Result<String> {
-        let key = self.keys.iter().find(|k| k.can_sign(now)).ok_or(AuthError::NoSigningKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.can_sign(now))
+            .ok_or(AuthError::NoSigningKey)?;
         sign(claims, &key.key, None)
     }
 
@@ -85,16 +99,29 @@ impl KeyRing {
         let header = inspect(token)?;
         let usable = |k: &&RingKey| !k.retired(now);
         if let Some(kid) = &header.kid {
-            let key = self.keys.iter().filter(usable).find(|k| k.kid() == kid).ok_or_else(|| {
-                AuthError::UnknownKid(format!("kid \"{}\" is not in the key ring or is retired", truncate(kid, 64)))
-            })?;
+            let key = self
+                .keys
+                .iter()
+                .filter(usable)
+                .find(|k| k.kid() == kid)
+                .ok_or_else(|| {
+                    AuthError::UnknownKid(format!(
+                        "kid \"{}\" is not in the key ring or is retired",
+                        truncate(kid, 64)
+                    ))
+                })?;
             return verify_with_key(token, &header, &key.key, options);
         }
         let mut last = AuthError::UnknownKid(format!(
             "token has no kid and the key ring has no unretired {} key",
             alg_name(header.alg)
         ));
-        for key in self.keys.iter().filter(usable).filter(|k| k.alg() == header.alg) {
+        for key in self
+            .keys
+            .iter()
+            .filter(usable)
+            .filter(|k| k.alg() == header.alg)
+        {
             match verify_with_key(token, &header, &key.key, options) {
                 Err(AuthError::BadSignature) => last = AuthError::BadSignature,
                 other => return other,
@@ -106,8 +133,12 @@ impl KeyRing {
     /// The public keys that verify now or soon (not retired): the value for PostgREST's
     /// `jwt-secret`. HMAC secrets are never published.
     pub fn jwks(&self, now: f64) -> Value {
-        let keys: Vec<Value> =
-            self.keys.iter().filter(|k| !k.retired(now)).filter_map(|k| k.key.published_jwk()).collect();
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter(|k| !k.retired(now))
+            .filter_map(|k| k.key.published_jwk())
+            .collect();
         json!({ "keys": keys })
     }
 }
@@ -124,12 +155,19 @@ pub struct StoredKey {
 /// Reads key text for `auth.add_key` / `auth.add_jwks`: one row per key, with its `kid` (given,
 /// from the JWK, or the RFC 7638 thumbprint) and one algorithm (given, from the JWK, or the
 /// family's usual one).
-pub fn describe_keys(text: &str, kid: Option<&str>, algorithm: Option<&str>) -> Result<Vec<StoredKey>> {
+pub fn describe_keys(
+    text: &str,
+    kid: Option<&str>,
+    algorithm: Option<&str>,
+) -> Result<Vec<StoredKey>> {
     let algorithm = algorithm.map(parse_algorithm).transpose()?;
     let keys = parse_keys_as(text, algorithm)?;
-    let is_jwks = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}').trim()).is_ok_and(|v| v.get("keys").is_some());
+    let is_jwks = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}').trim())
+        .is_ok_and(|v| v.get("keys").is_some());
     if kid.is_some() && is_jwks {
-        return Err(AuthError::InvalidArgument("a kid can only be given for a single key, not a JWKS".into()));
+        return Err(AuthError::InvalidArgument(
+            "a kid can only be given for a single key, not a JWKS".into(),
+        ));
     }
     keys.into_iter()
         .map(|key| {
@@ -157,7 +195,9 @@ pub fn describe_keys(text: &str, kid: Option<&str>, algorithm: Option<&str>) -> 
 
 fn check_kid(kid: String) -> Result<String> {
     if kid.is_empty() || kid.len() > 200 || kid.chars().any(char::is_control) {
-        return Err(AuthError::InvalidArgument("kid must be 1 to 200 printable characters".into()));
+        return Err(AuthError::InvalidArgument(
+            "kid must be 1 to 200 printable characters".into(),
+        ));
     }
     Ok(kid)
 }
@@ -166,14 +206,18 @@ fn check_kid(kid: String) -> Result<String> {
 fn thumbprint(key: &Key) -> String {
     use base64::Engine;
     use sha2::Digest;
-    let Some(jwk) = &key.public_jwk else { return super::keygen::random_token(12) };
+    let Some(jwk) = &key.public_jwk else {
+        return super::keygen::random_token(12);
+    };
     let required: &[&str] = match jwk.get("kty").and_then(Value::as_str) {
         Some("RSA") => &["e", "kty", "n"],
         Some("EC") => &["crv", "kty", "x", "y"],
         _ => &["crv", "kty", "x"],
     };
-    let canonical: Map<String, Value> =
-        required.iter().filter_map(|m| jwk.get(*m).map(|v| (m.to_string(), v.clone()))).collect();
+    let canonical: Map<String, Value> = required
+        .iter()
+        .filter_map(|m| jwk.get(*m).map(|v| (m.to_string(), v.clone())))
+        .collect();
     let digest = sha2::Sha256::digest(Value::Object(canonical).to_string().as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
@@ -185,7 +229,15 @@ mod tests {
 
     fn ring_key(kid: &str, alg: Algorithm, active_from: f64, retire_after: Option<f64>) -> RingKey {
         let text = generate_key_text(alg).unwrap();
-        RingKey::from_row(kid, alg_name(alg), Some(&text), None, active_from, retire_after).unwrap()
+        RingKey::from_row(
+            kid,
+            alg_name(alg),
+            Some(&text),
+            None,
+            active_from,
+            retire_after,
+        )
+        .unwrap()
     }
 
     fn kid_of(token: &str) -> Option<String> {
@@ -209,9 +261,17 @@ mod tests {
     fn retired_keys_neither_sign_nor_verify() {
         let ring = KeyRing::new(vec![ring_key("k1", Algorithm::HS256, 0.0, Some(500.0))]);
         let token = ring.sign(&json!({}), 100.0).unwrap();
-        assert!(ring.verify(&token, &VerifyOptions::default(), 100.0).is_ok());
-        assert!(matches!(ring.verify(&token, &VerifyOptions::default(), 600.0), Err(AuthError::UnknownKid(_))));
-        assert_eq!(ring.sign(&json!({}), 600.0).err(), Some(AuthError::NoSigningKey));
+        assert!(ring
+            .verify(&token, &VerifyOptions::default(), 100.0)
+            .is_ok());
+        assert!(matches!(
+            ring.verify(&token, &VerifyOptions::default(), 600.0),
+            Err(AuthError::UnknownKid(_))
+        ));
+        assert_eq!(
+            ring.sign(&json!({}), 600.0).err(),
+            Some(AuthError::NoSigningKey)
+        );
     }
 
     #[test]
@@ -219,8 +279,16 @@ mod tests {
         let ring = KeyRing::new(vec![ring_key("h", Algorithm::HS256, 0.0, None)]);
         let secret_text = generate_key_text(Algorithm::HS256).unwrap();
         let other = crate::jwt::keys::parse_single_key(&secret_text).unwrap();
-        let token = sign(&json!({}), &other.with_kid(Some("h".into())), Some(Algorithm::HS512)).unwrap();
-        assert!(matches!(ring.verify(&token, &VerifyOptions::default(), 1.0), Err(AuthError::AlgorithmNotAllowed(_))));
+        let token = sign(
+            &json!({}),
+            &other.with_kid(Some("h".into())),
+            Some(Algorithm::HS512),
+        )
+        .unwrap();
+        assert!(matches!(
+            ring.verify(&token, &VerifyOptions::default(), 1.0),
+            Err(AuthError::AlgorithmNotAllowed(_))
+        ));
     }
 
     #[test]
@@ -229,10 +297,19 @@ mod tests {
         let b = ring_key("b", Algorithm::ES256, 1.0, None);
         let token = sign(&json!({"n": 1}), &a.key.clone().with_kid(None), None).unwrap();
         let ring = KeyRing::new(vec![a, b]);
-        assert_eq!(ring.verify(&token, &VerifyOptions::default(), 5.0).unwrap().claims().unwrap()["n"], 1);
+        assert_eq!(
+            ring.verify(&token, &VerifyOptions::default(), 5.0)
+                .unwrap()
+                .claims()
+                .unwrap()["n"],
+            1
+        );
         let stranger = ring_key("c", Algorithm::ES256, 0.0, None);
         let token = sign(&json!({}), &stranger.key.with_kid(None), None).unwrap();
-        assert_eq!(ring.verify(&token, &VerifyOptions::default(), 5.0).err(), Some(AuthError::BadSignature));
+        assert_eq!(
+            ring.verify(&token, &VerifyOptions::default(), 5.0).err(),
+            Some(AuthError::BadSignature)
+        );
     }
 
     #[test]
@@ -240,6 +317,9 @@ mod tests {
         let ring = KeyRing::new(vec![ring_key("a", Algorithm::HS256, 0.0, None)]);
         let stranger = ring_key("zz", Algorithm::HS256, 0.0, None);
         let token = sign(&json!({}), &stranger.key, None).unwrap();
-        assert!(matches!(ring.verify(&token, &VerifyOptions::default(), 5.0), Err(AuthError::UnknownKid(_))));
+        assert!(matches!(
+            ring.verify(&token, &VerifyOptions::default(), 5.0),
+            Err(AuthError::UnknownKid(_))
+        ));
     }
 }

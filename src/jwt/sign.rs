@@ -10,7 +10,9 @@ use crate::error::{AuthError, Result};
 /// The header carries `typ: JWT` and the key's `kid` when it has one.
 pub fn sign(claims: &Value, key: &Key, alg: Option<Algorithm>) -> Result<String> {
     if !claims.is_object() {
-        return Err(AuthError::InvalidArgument("claims must be a JSON object".into()));
+        return Err(AuthError::InvalidArgument(
+            "claims must be a JSON object".into(),
+        ));
     }
     let alg = alg.unwrap_or(key.algorithms[0]);
     key.check_allows(alg)?;

@@ -34,7 +34,13 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { audience: None, issuer: None, leeway: DEFAULT_LEEWAY, required: vec![], algorithms: None }
+        VerifyOptions {
+            audience: None,
+            issuer: None,
+            leeway: DEFAULT_LEEWAY,
+            required: vec![],
+            algorithms: None,
+        }
     }
 }
 
@@ -56,15 +62,17 @@ impl VerifyOptions {
                 "leeway" => out.leeway = leeway(value)?,
                 "algorithms" => {
                     let names = string_list(name, value)?;
-                    out.algorithms =
-                        Some(names.iter().map(|n| parse_algorithm(n)).collect::<Result<_>>()?);
+                    out.algorithms = Some(
+                        names
+                            .iter()
+                            .map(|n| parse_algorithm(n))
+                            .collect::<Result<_>>()?,
+                    );
                 }
-                other => {
-                    return Err(bad_option(&format!(
-                        "unknown option \"{}\"; known: audience, issuer, leeway, required, algorithms",
-                        truncate(other, 40)
-                    )))
-                }
+                other => return Err(bad_option(&format!(
+                    "unknown option \"{}\"; known: audience, issuer, leeway, required, algorithms",
+                    truncate(other, 40)
+                ))),
             }
         }
         Ok(out)
@@ -83,7 +91,11 @@ fn string_list(name: &str, value: &Value) -> Result<Vec<String>> {
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| bad_option(&format!("option \"{name}\" must list strings")))?,
-        _ => return Err(bad_option(&format!("option \"{name}\" must be a string or an array of strings"))),
+        _ => {
+            return Err(bad_option(&format!(
+                "option \"{name}\" must be a string or an array of strings"
+            )))
+        }
     };
     if list.is_empty() {
         return Err(bad_option(&format!("option \"{name}\" must not be empty")));
@@ -92,10 +104,11 @@ fn string_list(name: &str, value: &Value) -> Result<Vec<String>> {
 }
 
 fn leeway(value: &Value) -> Result<u64> {
-    value
-        .as_u64()
-        .filter(|s| *s <= MAX_LEEWAY)
-        .ok_or_else(|| bad_option(&format!("option \"leeway\" must be whole seconds from 0 to {MAX_LEEWAY}")))
+    value.as_u64().filter(|s| *s <= MAX_LEEWAY).ok_or_else(|| {
+        bad_option(&format!(
+            "option \"leeway\" must be whole seconds from 0 to {MAX_LEEWAY}"
+        ))
+    })
 }
 
 /// The parts of a header that decide how to verify. Parsed before any key is chosen.
@@ -113,33 +126,52 @@ pub fn inspect(token: &str) -> Result<TokenHeader> {
         .decode(header)
         .map_err(|_| AuthError::MalformedToken("header is not base64url".into()))?;
     if !bytes.trim_ascii_start().starts_with(b"{") {
-        return Err(AuthError::MalformedToken("header is not a JSON object".into()));
+        return Err(AuthError::MalformedToken(
+            "header is not a JSON object".into(),
+        ));
     }
     let raw: RawHeader = serde_json::from_slice(&bytes)
         .map_err(|e| AuthError::MalformedToken(format!("header is not JSON: {e}")))?;
     let alg = match raw.alg {
         Some(Value::String(name)) => parse_algorithm(&name)?,
-        None | Some(Value::Null) => return Err(AuthError::MalformedToken("header has no \"alg\"".into())),
-        Some(_) => return Err(AuthError::MalformedToken("header \"alg\" must be a string".into())),
+        None | Some(Value::Null) => {
+            return Err(AuthError::MalformedToken("header has no \"alg\"".into()))
+        }
+        Some(_) => {
+            return Err(AuthError::MalformedToken(
+                "header \"alg\" must be a string".into(),
+            ))
+        }
     };
     let kid = match raw.kid {
         None | Some(Value::Null) => None,
         Some(Value::String(kid)) => Some(kid),
-        Some(_) => return Err(AuthError::MalformedToken("header \"kid\" must be a string".into())),
+        Some(_) => {
+            return Err(AuthError::MalformedToken(
+                "header \"kid\" must be a string".into(),
+            ))
+        }
     };
     // RFC 7515 §4.1.11: extensions marked critical must be understood; pg_auth knows none.
     if raw.crit.is_some() {
-        return Err(AuthError::MalformedToken("header \"crit\" names extensions pg_auth does not support".into()));
+        return Err(AuthError::MalformedToken(
+            "header \"crit\" names extensions pg_auth does not support".into(),
+        ));
     }
     // The other registered members are never used (a key in the header is no reason to trust
     // it), but one of the wrong type marks a forged or broken token.
-    let checks: [(&str, &Option<Value>, fn(&Value) -> bool); 3] =
-        [("typ", &raw.typ, Value::is_string), ("cty", &raw.cty, Value::is_string), ("jwk", &raw.jwk, Value::is_object)];
+    let checks: [(&str, &Option<Value>, fn(&Value) -> bool); 3] = [
+        ("typ", &raw.typ, Value::is_string),
+        ("cty", &raw.cty, Value::is_string),
+        ("jwk", &raw.jwk, Value::is_object),
+    ];
     let wrong_type = checks
         .into_iter()
         .find(|(_, v, is_ok)| v.as_ref().is_some_and(|v| !is_ok(v)));
     if let Some((name, _, _)) = wrong_type {
-        return Err(AuthError::MalformedToken(format!("header \"{name}\" has the wrong type")));
+        return Err(AuthError::MalformedToken(format!(
+            "header \"{name}\" has the wrong type"
+        )));
     }
     Ok(TokenHeader { alg, kid })
 }
@@ -149,6 +181,8 @@ pub fn inspect(token: &str) -> Result<TokenHeader> {
 struct RawHeader {
     alg: Option<Value>,
     kid: Option<Value>,
+    // Present even when `null` (RFC 7515: a non-empty array), so `"crit": null` is refused too.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<Value>,
     typ: Option<Value>,
     cty: Option<Value>,
@@ -159,13 +193,18 @@ struct RawHeader {
 /// checked by the base64url decoding of each segment.
 fn split(token: &str) -> Result<[&str; 3]> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(AuthError::TokenTooLarge { size: token.len(), max: MAX_TOKEN_LEN });
+        return Err(AuthError::TokenTooLarge {
+            size: token.len(),
+            max: MAX_TOKEN_LEN,
+        });
     }
     let mut parts = token.splitn(4, '.');
     let segments = [parts.next(), parts.next(), parts.next(), parts.next()];
     let [Some(header), Some(payload), Some(signature), None] = segments else {
         let found = token.bytes().filter(|b| *b == b'.').count() + 1;
-        return Err(AuthError::MalformedToken(format!("expected 3 dot-separated segments, found {found}")));
+        return Err(AuthError::MalformedToken(format!(
+            "expected 3 dot-separated segments, found {found}"
+        )));
     };
     // An empty signature is well-formed (RFC 7519's unsecured JWT); the algorithm check refuses it.
     for (segment, name) in [(header, "header"), (payload, "payload")] {
@@ -183,8 +222,12 @@ pub(crate) fn decode_json_object(segment: &str, name: &str) -> Result<Map<String
         .map_err(|_| AuthError::MalformedToken(format!("{name} is not base64url")))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AuthError::MalformedToken(format!("{name} is not a JSON object"))),
-        Err(e) => Err(AuthError::MalformedToken(format!("{name} is not JSON: {e}"))),
+        Ok(_) => Err(AuthError::MalformedToken(format!(
+            "{name} is not a JSON object"
+        ))),
+        Err(e) => Err(AuthError::MalformedToken(format!(
+            "{name} is not JSON: {e}"
+        ))),
     }
 }
 
@@ -207,13 +250,18 @@ pub fn check_algorithm(header: &TokenHeader, key: &Key, options: &VerifyOptions)
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     pub payload: String,
+    /// Verified with a key this database can sign with (so issued here, not by an identity
+    /// provider): only such tokens are bound to `auth.sessions` by their `sid`.
+    pub issued_here: bool,
 }
 
 impl Verified {
     pub fn claims(&self) -> Result<Map<String, Value>> {
         match serde_json::from_str::<Value>(&self.payload) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(AuthError::MalformedToken("payload is not a JSON object".into())),
+            _ => Err(AuthError::MalformedToken(
+                "payload is not a JSON object".into(),
+            )),
         }
     }
 }
@@ -240,7 +288,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 
 /// Verifies `token` (already inspected into `header`) with `key`: algorithm, signature, then
 /// claims. Crypto comes from jsonwebtoken's RustCrypto provider; the claims rules are ours.
-pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &VerifyOptions) -> Result<Verified> {
+pub fn verify_with_key(
+    token: &str,
+    header: &TokenHeader,
+    key: &Key,
+    options: &VerifyOptions,
+) -> Result<Verified> {
     check_algorithm(header, key, options)?;
     let (message, signature) = token.rsplit_once('.').unwrap_or_default();
     // Decoding the payload first reports a malformed one as such, not as a bad signature.
@@ -249,7 +302,9 @@ pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &V
         .decode(payload)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(|| AuthError::MalformedToken("payload is not base64url-encoded UTF-8".into()))?;
+        .ok_or_else(|| {
+            AuthError::MalformedToken("payload is not base64url-encoded UTF-8".into())
+        })?;
     let signature = B64
         .decode(signature)
         .map_err(|_| AuthError::MalformedToken("signature is not base64url".into()))?;
@@ -257,7 +312,9 @@ pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &V
         return Err(AuthError::BadSignature);
     }
     if !payload.trim_start().starts_with('{') {
-        return Err(AuthError::MalformedToken("payload is not a JSON object".into()));
+        return Err(AuthError::MalformedToken(
+            "payload is not a JSON object".into(),
+        ));
     }
     let registered: Registered = serde_json::from_str(&payload)
         .map_err(|e| AuthError::MalformedToken(format!("payload is not JSON: {e}")))?;
@@ -267,11 +324,22 @@ pub fn verify_with_key(token: &str, header: &TokenHeader, key: &Key, options: &V
         serde_json::from_str::<Value>(&payload)
             .map_err(|e| AuthError::MalformedToken(format!("payload is not JSON: {e}")))?;
     }
-    check_claims(&registered, options, jsonwebtoken::get_current_timestamp() as f64)?;
-    let verified = Verified { payload };
+    check_claims(
+        &registered,
+        options,
+        jsonwebtoken::get_current_timestamp() as f64,
+    )?;
+    let verified = Verified {
+        payload,
+        issued_here: key.sign.is_some(),
+    };
     if !options.required.is_empty() {
         let claims = verified.claims()?;
-        if let Some(name) = options.required.iter().find(|n| claims.get(n.as_str()).is_none_or(Value::is_null)) {
+        if let Some(name) = options
+            .required
+            .iter()
+            .find(|n| claims.get(n.as_str()).is_none_or(Value::is_null))
+        {
             return Err(AuthError::MissingClaim(name.clone()));
         }
     }
@@ -292,7 +360,11 @@ fn numeric_date(value: &Option<Value>, name: &str) -> Result<Option<f64>> {
 }
 
 /// `aud` and `iss`: a string (or for `aud` an array of strings).
-fn string_set(value: &Option<Value>, name: &str, many_allowed: bool) -> Result<Option<Vec<String>>> {
+fn string_set(
+    value: &Option<Value>,
+    name: &str,
+    many_allowed: bool,
+) -> Result<Option<Vec<String>>> {
     let invalid = || AuthError::InvalidClaim(name.into());
     match value {
         None => Ok(None),
@@ -321,7 +393,9 @@ fn check_claims(claims: &Registered, options: &VerifyOptions, now: f64) -> Resul
     let aud = string_set(&claims.aud, "aud", true)?;
     match (&options.audience, aud) {
         (Some(_), None) => return Err(AuthError::MissingClaim("aud".into())),
-        (Some(accepted), Some(aud)) if !aud.iter().any(|a| accepted.contains(a)) => return Err(AuthError::WrongAudience),
+        (Some(accepted), Some(aud)) if !aud.iter().any(|a| accepted.contains(a)) => {
+            return Err(AuthError::WrongAudience)
+        }
         // RFC 7519 §4.1.3: a token for named audiences is refused by whoever is not one of them.
         (None, Some(aud)) if !aud.is_empty() => return Err(AuthError::WrongAudience),
         _ => {}

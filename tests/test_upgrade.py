@@ -1,0 +1,130 @@
+"""ALTER EXTENSION pg_auth UPDATE from every kept release loses nothing and ends with exactly the
+schema of a fresh install.
+
+The previous release's install script is kept in sql/releases/ and installed beside the current
+one by scripts/lib.sh, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` builds the old schema with the
+new library, as a database upgraded in place has it.
+"""
+
+import psycopg
+import pytest
+
+from conftest import connect, one
+
+OLD = "0.1.0"
+PASSWORD = "correct horse battery staple"
+
+# Every object of schema auth, described from the catalog in a form independent of creation
+# order and of dropped columns' positions.
+SCHEMA_DESCRIPTION = """
+SELECT 'function ' || p.oid::regprocedure || ' ' || pg_get_functiondef(p.oid)
+       || ' acl=' || coalesce(p.proacl::text, 'default')
+FROM pg_proc p WHERE p.pronamespace = 'auth'::regnamespace
+UNION ALL
+SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+       || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE c.relnamespace = 'auth'::regnamespace
+UNION ALL
+SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, 'default')
+       || ' rls=' || c.relrowsecurity
+FROM pg_class c WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind <> 'i'
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'auth'::regnamespace
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'auth'::regnamespace)
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t
+WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'auth'::regnamespace)
+UNION ALL
+SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
+WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind = 'v'
+UNION ALL
+SELECT 'dumped ' || x::regclass FROM pg_extension e, unnest(e.extconfig) AS x WHERE e.extname = 'pg_auth'
+UNION ALL
+SELECT 'member ' || pg_describe_object(classid, objid, objsubid) FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_auth')
+ORDER BY 1
+"""
+
+
+def fresh_db(name, version=None):
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    c = connect(name)
+    c.execute("CREATE EXTENSION pg_auth" + (f" VERSION '{version}'" if version else ""))
+    return c
+
+
+def describe(conn):
+    return [r[0] for r in conn.execute(SCHEMA_DESCRIPTION).fetchall()]
+
+
+@pytest.fixture(scope="module")
+def upgraded():
+    """A 0.1.0 database with data of every kind, then updated; and what was put in."""
+    c = fresh_db("pg_auth_upgrade", OLD)
+    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") == OLD
+    c.execute("DO $$ BEGIN CREATE ROLE web_user NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    facts = {}
+    c.execute("SELECT auth.generate_key('ES256', 'active')")
+    c.execute("SELECT auth.generate_key('EdDSA', 'future', now() + interval '1 day')")
+    c.execute("SELECT auth.generate_key('HS256', 'retired')")
+    facts["retired_jwt"] = one(c, """SELECT auth.verify_jwt(auth.sign_jwt('{"x":1}'::jsonb)) IS NOT NULL""")
+    c.execute("SELECT auth.retire_key('retired')")
+    facts["ring_jwt"] = one(c, """SELECT auth.sign_jwt('{"sub":"s","role":"web_user"}'::jsonb)""")
+    alice = one(c, "SELECT auth.register('alice@example.com', %s)", (PASSWORD,))
+    bob = one(c, "SELECT auth.register('bob@example.com', %s)", (PASSWORD,))
+    facts["live_token"] = one(c, "SELECT auth.login('alice@example.com', %s) ->> 'token'", (PASSWORD,))
+    expired = one(c, "SELECT auth.login('alice@example.com', %s) ->> 'session_id'", (PASSWORD,))
+    c.execute("UPDATE auth.sessions SET expires_at = now() - interval '1 s' WHERE id = %s", (expired,))
+    revoked = one(c, "SELECT auth.login('bob@example.com', %s) ->> 'session_id'", (PASSWORD,))
+    c.execute("SELECT auth.revoke_session(%s)", (revoked,))
+    c.execute("SELECT auth.revoke_token('jti-1')")
+    c.execute("SELECT auth.request_password_reset('bob@example.com')")
+    # Bob is locked out in the old columns.
+    c.execute("UPDATE auth.users SET failed_logins = 5, failures_since = now(), locked_until = now() + interval '1 hour' WHERE id = %s", (bob,))
+    facts["counts"] = counts(c)
+    facts.update(alice=alice, bob=bob)
+    c.execute("ALTER EXTENSION pg_auth UPDATE")
+    yield c, facts
+    c.close()
+
+
+def counts(c):
+    return one(c, """SELECT json_build_object(
+        'users', (SELECT count(*) FROM auth.users), 'sessions', (SELECT count(*) FROM auth.sessions),
+        'keys', (SELECT count(*) FROM auth.keys), 'revoked', (SELECT count(*) FROM auth.revoked_tokens),
+        'resets', (SELECT count(*) FROM auth.password_resets))""")
+
+
+def test_update_reaches_the_current_version_and_keeps_every_row(upgraded):
+    c, facts = upgraded
+    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") != OLD
+    assert counts(c) == facts["counts"]
+
+
+def test_old_credentials_still_work_after_the_update(upgraded):
+    c, facts = upgraded
+    c.execute("DO $$ BEGIN GRANT web_user TO CURRENT_USER; END $$")
+    with c.transaction():
+        claims = one(c, "SELECT auth.authenticate(%s)", (facts["live_token"],))
+        assert claims["sub"] == str(facts["alice"])
+    assert one(c, "SELECT auth.verify_jwt(%s) ->> 'sub'", (facts["ring_jwt"],)) == "s"
+    assert one(c, "SELECT auth.login('alice@example.com', %s) ? 'token'", (PASSWORD,))
+    # The lockout moved with Bob to auth.login_attempts.
+    with pytest.raises(psycopg.Error) as e:
+        c.execute("SELECT auth.login('bob@example.com', %s)", (PASSWORD,))
+    assert e.value.sqlstate == "PGRST" and "PA015" in str(e.value)
+
+
+def test_upgraded_schema_equals_a_fresh_install(upgraded):
+    c, _ = upgraded
+    with fresh_db("pg_auth_fresh") as fresh:
+        assert describe(c) == describe(fresh)
