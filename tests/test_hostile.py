@@ -457,7 +457,7 @@ for name in ["none", "NONE", "HS999", "", " HS256", "hs256", "%s%n", "ES512", "R
     case(f"sign-algorithm-{name!r}", "PA011", SIGNA, "{}", SECRET, name)
     if name in ("none", "HS999"):
         case(f"generate-key-algorithm-{name!r}", "PA011", "SELECT auth.generate_key(%s)", name)
-case("sign-rs256-with-secret", "PA011", SIGNA, "{}", SECRET, "RS256")
+case("sign-rs256-with-secret", "PA012", SIGNA, "{}", SECRET, "RS256")  # text is no RS256 key
 case("sign-hs256-with-rsa-private", "PA011", SIGNA, "{}", RSA_PRIV_PEM, "HS256")
 case("sign-es384-with-p256-private", "PA011", SIGNA, "{}", private_pem(EC256), "ES384")
 case("sign-eddsa-with-rsa-private", "PA011", SIGNA, "{}", RSA_PRIV_PEM, "EdDSA")
