@@ -80,18 +80,18 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 /// publishes in `request.jwt.claims` is a setting any SQL caller can write).
 fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
     session_store::forget();
-    let (claims, role) = match found {
+    let (claims, role, held) = match found {
         Found::Token(token, _) if is_session_token(&token) => {
-            let (claims, role) = session_store::claims_for_token(&token)?;
-            (claims, Some(role))
+            let (claims, role, held) = session_store::claims_for_token(&token)?;
+            (claims, Some(role), Some(held))
         }
         Found::Token(token, _) => {
             let verified = keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
             let claims = verified.claims()?;
-            session_store::check_sid(&claims, verified.issued_here)?;
+            let held = session_store::check_sid(&claims, verified.issued_here)?;
             let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
             let role = role_claim(&claims, &role_path)?.map(str::to_string);
-            (claims, role)
+            (claims, role, held)
         }
         Found::Nothing => return anonymous(),
     };
@@ -109,10 +109,11 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
             None => {}
         }
     }
-    set_local(
-        "request.jwt.claims",
-        &Value::Object(claims.clone()).to_string(),
-    );
+    set_local("request.jwt.claims", &Value::Object(claims.clone()).to_string());
+    // Only now, with every check passed, does the transaction hold the session.
+    if let Some(held) = held {
+        session_store::hold(held);
+    }
     Ok(claims)
 }
 

@@ -18,7 +18,7 @@ use crate::session::hash_token;
 
 /// The session `auth.authenticate` verified in this transaction.
 #[derive(Clone)]
-struct Held {
+pub struct Held {
     session_id: String,
     user_id: String,
     /// SHA-256 of the session token presented; `None` for a `sid`-bound JWT, which may end its
@@ -35,7 +35,8 @@ pub fn forget() {
     HELD.set(None);
 }
 
-fn hold(held: Held) {
+/// Holds `held` for the rest of the transaction: called only once authentication fully succeeded.
+pub fn hold(held: Held) {
     if HELD.replace(Some(held)).is_none() {
         register_xact_callback(PgXactCallbackEvent::Commit, forget);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
@@ -79,7 +80,7 @@ fn uuid(text: &str) -> Option<pgrx::Uuid> {
 
 /// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
 /// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
-pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String)> {
+pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held)> {
     let hash = hash_token(token);
     let row = read_as_owner("auth.sessions", |client| {
         let mut rows = select_planned(
@@ -107,21 +108,21 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String)> {
     let Some((Some(sub), Some(role), email, Some(sid), exp)) = row else {
         return Err(AuthError::SessionInvalid);
     };
-    hold(Held {
+    let held = Held {
         session_id: sid.clone(),
         user_id: sub.clone(),
         token_hash: Some(hash),
-    });
+    };
     let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
-    Ok((claims.as_object().cloned().unwrap_or_default(), role))
+    Ok((claims.as_object().cloned().unwrap_or_default(), role, held))
 }
 
 /// A JWT this database issued carrying `sid` is only good while that session lives (logout,
 /// revocation, absolute and idle expiry end it at once). Tokens of identity providers carry
 /// their own `sid`, which is none of ours: it is left alone.
-pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<()> {
+pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<Option<Held>> {
     let Some(sid) = claims.get("sid").filter(|_| issued_here) else {
-        return Ok(());
+        return Ok(None);
     };
     let sid = sid
         .as_str()
@@ -144,10 +145,9 @@ pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<()> {
         }
     })?;
     let user_id = user.ok_or(AuthError::SessionInvalid)?;
-    hold(Held {
+    Ok(Some(Held {
         session_id: sid.to_string(),
         user_id,
         token_hash: None,
-    });
-    Ok(())
+    }))
 }

@@ -233,3 +233,15 @@ def test_authenticator_with_forged_claims_cannot_take_over_a_session(app):
             assert http_status(e.value) == 401, fn
     assert victim.me().status_code == 200 and victim.token == token
     victim.close()
+
+
+def test_a_refused_token_holds_no_session_even_when_the_error_is_caught(admin):
+    _, victim = signed_in(admin, "caught")
+    jti = one(admin, "SELECT auth.decode_jwt_unverified(%s) -> 'payload' ->> 'jti'", (victim["jwt"],))
+    admin.execute("SELECT auth.revoke_token(%s)", (jti,))
+    with admin.transaction():
+        admin.execute("SAVEPOINT s")
+        with pytest.raises(psycopg.Error):
+            admin.execute("SELECT auth.authenticate(%s)", (victim["jwt"],))
+        admin.execute("ROLLBACK TO SAVEPOINT s")
+        assert one(admin, "SELECT count(*) FROM auth.verified_session()") == 0

@@ -69,10 +69,12 @@ impl VerifyOptions {
                             .collect::<Result<_>>()?,
                     );
                 }
-                other => return Err(bad_option(&format!(
+                other => {
+                    return Err(bad_option(&format!(
                     "unknown option \"{}\"; known: audience, issuer, leeway, required, algorithms",
                     truncate(other, 40)
-                ))),
+                )))
+                }
             }
         }
         Ok(out)
