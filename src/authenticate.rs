@@ -109,7 +109,10 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
             None => {}
         }
     }
-    set_local("request.jwt.claims", &Value::Object(claims.clone()).to_string());
+    set_local(
+        "request.jwt.claims",
+        &Value::Object(claims.clone()).to_string(),
+    );
     // Only now, with every check passed, does the transaction hold the session.
     if let Some(held) = held {
         session_store::hold(held);

@@ -15,12 +15,13 @@ use serde_json::{json, Map, Value};
 use crate::error::{AuthError, Result};
 use crate::privileged::{read_as_owner, select_planned};
 use crate::session::hash_token;
+use uuid::Uuid;
 
 /// The session `auth.authenticate` verified in this transaction.
 #[derive(Clone)]
 pub struct Held {
-    session_id: String,
-    user_id: String,
+    session_id: Uuid,
+    user_id: Uuid,
     /// SHA-256 of the session token presented; `None` for a `sid`-bound JWT, which may end its
     /// session but never rotate it into a new token.
     token_hash: Option<Vec<u8>>,
@@ -61,21 +62,17 @@ pub(crate) fn verified_session() -> TableIterator<
         name!(token_hash, Option<Vec<u8>>),
     ),
 > {
+    let pg_uuid = |u: Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
     let held = HELD.with_borrow(|h| h.clone());
-    let row = held.and_then(|h| Some((uuid(&h.session_id)?, uuid(&h.user_id)?, h.token_hash)));
-    TableIterator::new(row)
+    TableIterator::new(held.map(|h| (pg_uuid(h.session_id), pg_uuid(h.user_id), h.token_hash)))
 }
 
-fn uuid(text: &str) -> Option<pgrx::Uuid> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect::<Option<_>>()?;
-    pgrx::Uuid::from_slice(&bytes).ok()
+/// A uuid in its canonical text form (8-4-4-4-12 hex digits), as `auth.sessions` stores ids and
+/// pg_auth writes `sid`; any other text is not a session id of ours.
+fn canonical_uuid(text: &str) -> Option<Uuid> {
+    (text.len() == 36)
+        .then(|| Uuid::try_parse(text).ok())
+        .flatten()
 }
 
 /// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
@@ -108,9 +105,12 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held
     let Some((Some(sub), Some(role), email, Some(sid), exp)) = row else {
         return Err(AuthError::SessionInvalid);
     };
+    let (Some(session_id), Some(user_id)) = (canonical_uuid(&sid), canonical_uuid(&sub)) else {
+        return Err(AuthError::SessionInvalid);
+    };
     let held = Held {
-        session_id: sid.clone(),
-        user_id: sub.clone(),
+        session_id,
+        user_id,
         token_hash: Some(hash),
     };
     let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
@@ -126,8 +126,8 @@ pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<Optio
     };
     let sid = sid
         .as_str()
-        .filter(|s| uuid(s).is_some() && s.len() == 36)
         .ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
+    let session_id = canonical_uuid(sid).ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
     let user = read_as_owner("auth.sessions", |client| {
         let mut rows = select_planned(
             client,
@@ -144,9 +144,12 @@ pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<Optio
             Some(r) => r.get::<String>(1),
         }
     })?;
-    let user_id = user.ok_or(AuthError::SessionInvalid)?;
+    let user_id = user
+        .as_deref()
+        .and_then(canonical_uuid)
+        .ok_or(AuthError::SessionInvalid)?;
     Ok(Some(Held {
-        session_id: sid.to_string(),
+        session_id,
         user_id,
         token_hash: None,
     }))

@@ -245,3 +245,10 @@ def test_a_refused_token_holds_no_session_even_when_the_error_is_caught(admin):
             admin.execute("SELECT auth.authenticate(%s)", (victim["jwt"],))
         admin.execute("ROLLBACK TO SAVEPOINT s")
         assert one(admin, "SELECT count(*) FROM auth.verified_session()") == 0
+
+
+@pytest.mark.parametrize("sid", ["00000000000000000000000000000000----", "{00000000-0000-0000-0000-000000000000}",
+                                 "00000000000000000000000000000000", 42])
+def test_a_sid_not_in_canonical_uuid_form_is_an_invalid_claim(admin, sid):
+    token = one(admin, "SELECT auth.sign_jwt(%s::jsonb)", (json.dumps({"role": "sec_user", "sid": sid}),))
+    assert_sqlstate(admin, "PA009", "SELECT auth.authenticate(%s)", (token,))
