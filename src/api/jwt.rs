@@ -108,7 +108,14 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
 thread_local! {
     /// The last explicit key text and its parsed keys: a query usually passes the same key for
     /// every row, so it is parsed once, not once per token.
-    static LAST_KEY: RefCell<Option<(String, Option<Algorithm>, Rc<Vec<Key>>)>> = const { RefCell::new(None) };
+    static LAST_KEY: RefCell<Option<ParsedKeyText>> = const { RefCell::new(None) };
+}
+
+/// Key text as passed to `auth.verify_jwt`, the algorithm it was read for, and its keys.
+struct ParsedKeyText {
+    text: String,
+    algorithm: Option<Algorithm>,
+    keys: Rc<Vec<Key>>,
 }
 
 /// An `algorithms` option naming only HMAC algorithms says the key text is a secret.
@@ -124,8 +131,8 @@ fn hmac_named(options: &VerifyOptions) -> Option<Algorithm> {
 fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>> {
     let cached = LAST_KEY.with_borrow(|c| {
         c.as_ref()
-            .filter(|(t, a, _)| t == text && *a == algorithm)
-            .map(|(_, _, keys)| keys.clone())
+            .filter(|p| p.text == text && p.algorithm == algorithm)
+            .map(|p| p.keys.clone())
     });
     if let Some(keys) = cached {
         return Ok(keys);
@@ -135,7 +142,11 @@ fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>>
         .map(Key::prepared)
         .collect::<Result<_>>()?;
     let keys = Rc::new(keys);
-    LAST_KEY.set(Some((text.to_string(), algorithm, keys.clone())));
+    LAST_KEY.set(Some(ParsedKeyText {
+        text: text.to_string(),
+        algorithm,
+        keys: keys.clone(),
+    }));
     Ok(keys)
 }
 
