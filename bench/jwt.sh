@@ -48,7 +48,7 @@ run_alg() { # ALG REPS EXTRA_VARIANTS EXTRA_EXPRS
     psql_q >/dev/null <<SQL
 SELECT bench.run('$1',
     ARRAY['baseline', 'explicit', 'ring'${3:-}],
-    ARRAY['length(token)', format('auth.verify_jwt(token, %L)', k.key), 'auth.verify_jwt(token)'${4:-}],
+    ARRAY['length(token)', format('auth.verify_jwt(token, %L, %L)', k.key, format('{"algorithms": ["%s"]}', k.alg)), 'auth.verify_jwt(token)'${4:-}],
     $2)
 FROM bench.keys k WHERE k.alg = '$1';
 SQL

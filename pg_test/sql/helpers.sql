@@ -71,7 +71,8 @@ SELECT array_agg(jti ORDER BY jti) AS left FROM auth.revoked_tokens;
 SELECT err($$SELECT * FROM auth.describe_key(NULL)$$);
 SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'RS256')$$);
 SELECT err($$SELECT * FROM auth.describe_key('{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}')$$);
-SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', '')$$);
+SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', '', 'HS256')$$);
+SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1')$$);
 SELECT err($$SELECT * FROM auth.new_key_material('HS999')$$);
 SELECT kid, algorithm, secret IS NOT NULL AS has_secret, public_jwk FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'HS512');
 

@@ -6,12 +6,14 @@ use serde_json::Value;
 
 use super::jsonb::JsonbText;
 use crate::error::{AuthError, Result};
-use crate::jwt::keys::{parse_algorithm, parse_keys_as, parse_single_key_as, Key};
+use crate::jwt::keys::{
+    describes_itself, parse_algorithm, parse_keys_as, parse_single_key_as, Key,
+};
 use crate::jwt::sign::sign;
 use crate::jwt::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions};
 use crate::keyring;
 use crate::sqlstate::OrRaise;
-use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use jsonwebtoken::Algorithm;
 
 fn required<T>(value: Option<T>, name: &'static str) -> Result<T> {
     value.ok_or(AuthError::NullArgument(name))
@@ -42,8 +44,10 @@ fn sign_with_key(
 ) -> Result<String> {
     let claims = json_argument(claims, "claims")?;
     let alg = algorithm.map(parse_algorithm).transpose()?;
-    let key = parse_single_key_as(required(key, "key")?, alg)?;
-    sign(&claims, &key, alg)
+    let key = required(key, "key")?;
+    // Signing with plain text means HMAC: unlike verifying, nothing can be forged by it.
+    let read_as = alg.or((!describes_itself(key)).then_some(Algorithm::HS256));
+    sign(&claims, &parse_single_key_as(key, read_as)?, alg)
 }
 
 /// Signs `claims` with the newest active key of the ring; the header names its `kid`.
@@ -84,7 +88,7 @@ fn verify(token: Option<&str>, key: Option<&str>, options: Option<JsonbText>) ->
         );
     };
     let header = inspect(token)?;
-    let keys = parsed_keys(key, hmac_named(&options))?;
+    let keys = parsed_keys(key, named_algorithm(&options))?;
     let key = match &header.kid {
         _ if keys.len() == 1 => &keys[0],
         Some(kid) => keys
@@ -118,14 +122,14 @@ struct ParsedKeyText {
     keys: Rc<Vec<Key>>,
 }
 
-/// An `algorithms` option naming only HMAC algorithms says the key text is a secret.
-fn hmac_named(options: &VerifyOptions) -> Option<Algorithm> {
+/// The algorithm the `algorithms` option names when all its members are of one family: naming
+/// only HS* algorithms is what makes key text a secret.
+fn named_algorithm(options: &VerifyOptions) -> Option<Algorithm> {
     let algs = options.algorithms.as_deref()?;
-    if algs.iter().all(|a| a.family() == AlgorithmFamily::Hmac) {
-        algs.first().copied()
-    } else {
-        None
-    }
+    let first = *algs.first()?;
+    algs.iter()
+        .all(|a| a.family() == first.family())
+        .then_some(first)
 }
 
 fn parsed_keys(text: &str, algorithm: Option<Algorithm>) -> Result<Rc<Vec<Key>>> {

@@ -157,16 +157,16 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Parses key text. A JWKS gives one key per usable entry; anything else gives exactly one.
-/// Text is an HMAC secret only when nothing about it could make it a public key (see
-/// `parse_keys_as` to say so explicitly).
+/// Text that is neither PEM nor JSON is refused: an HMAC secret must be named (`parse_keys_as`).
 pub fn parse_keys(text: &str) -> Result<Vec<Key>> {
     parse_keys_as(text, None)
 }
 
-/// Parses key text for use with `algorithm` when the caller names one. An HMAC secret must be
-/// explicit (an HS* algorithm, an `oct` JWK) or unmistakable: PEM anywhere in the text, JSON
-/// (with or without a byte-order mark) and base64 of a DER structure are never secrets, so a
-/// public key can never be turned into the secret of a forged HS256 token.
+/// Parses key text for use with `algorithm` when the caller names one. PEM and JSON (JWK,
+/// JWKS) describe themselves; any other text is an HMAC secret only when `algorithm` is an HS*
+/// one. Nothing is guessed: OpenSSH keys, hex or base64 DER, raw curve points and base64 of a
+/// PEM look exactly like random secrets, so guessing would let a public key become the secret
+/// of a forged HS256 token.
 pub fn parse_keys_as(text: &str, algorithm: Option<Algorithm>) -> Result<Vec<Key>> {
     if text.len() > MAX_KEY_TEXT_LEN {
         return Err(AuthError::InvalidKey(format!(
@@ -191,43 +191,25 @@ pub fn parse_keys_as(text: &str, algorithm: Option<Algorithm>) -> Result<Vec<Key
     if let Some(start) = trimmed.find("-----BEGIN") {
         return Ok(vec![parse_pem(&trimmed[start..])?]);
     }
-    let explicit_hmac = algorithm.is_some_and(|a| a.family() == AlgorithmFamily::Hmac);
-    if let Some(alg) = algorithm.filter(|_| !explicit_hmac) {
-        return Err(AuthError::InvalidKey(format!(
+    match algorithm {
+        Some(alg) if alg.family() == AlgorithmFamily::Hmac => Ok(vec![hmac_key(text.as_bytes())?]),
+        Some(alg) => Err(AuthError::InvalidKey(format!(
             "a {} key must be given as PEM or JWK; this text is neither",
             alg_name(alg)
-        )));
-    }
-    if !explicit_hmac && looks_like_encoded_der(trimmed) {
-        return Err(AuthError::InvalidKey(
-            "key text looks like a base64 DER key, which is never taken as an HMAC secret; give a \
-             public key as PEM or JWK, or name the algorithm (HS256, HS384, HS512) if this really is a secret"
+        ))),
+        None => Err(AuthError::InvalidKey(
+            "key text that is not PEM or JWK is an HMAC secret only when the algorithm is named \
+             (verify_jwt: options {\"algorithms\": [\"HS256\"]}; add_key: algorithm => 'HS256')"
                 .into(),
-        ));
+        )),
     }
-    Ok(vec![hmac_key(text.as_bytes())?])
 }
 
-/// Whether `text` is base64 (standard or URL alphabet, whitespace allowed) of a DER SEQUENCE
-/// whose length header matches: the shape of a bare SPKI, PKCS#1 or PKCS#8 key.
-fn looks_like_encoded_der(text: &str) -> bool {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let compact = compact.trim_end_matches('=');
-    let decoded = STANDARD_NO_PAD
-        .decode(compact)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(compact));
-    let Ok(der) = decoded else { return false };
-    if der.len() < 2 || der[0] != 0x30 {
-        return false;
-    }
-    let (header, length) = match der[1] {
-        n if n < 0x80 => (2, n as usize),
-        0x81 if der.len() > 2 => (3, der[2] as usize),
-        0x82 if der.len() > 3 => (4, (der[2] as usize) << 8 | der[3] as usize),
-        _ => return false,
-    };
-    header + length == der.len()
+/// Whether key text says what kind of key it is (PEM or JSON); any other text can only be a
+/// secret, and only when an HS* algorithm is named.
+pub fn describes_itself(text: &str) -> bool {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    trimmed.starts_with('{') || trimmed.starts_with('[') || trimmed.contains("-----BEGIN")
 }
 
 /// Parses key text that must describe exactly one key (a JWKS with one usable key is fine).
@@ -532,13 +514,15 @@ mod tests {
 
     #[test]
     fn short_secret_is_refused() {
-        let err = parse_keys("too short").err().unwrap();
+        let err = parse_keys_as("too short", Some(Algorithm::HS256))
+            .err()
+            .unwrap();
         assert!(matches!(err, AuthError::InvalidKey(m) if m.contains("at least 32")));
     }
 
     #[test]
     fn secret_gives_hmac_family() {
-        let key = parse_single_key(&"s".repeat(32)).unwrap();
+        let key = parse_single_key_as(&"s".repeat(32), Some(Algorithm::HS512)).unwrap();
         assert_eq!(
             key.algorithms,
             vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
@@ -612,19 +596,11 @@ xgZNssszlO6HB99sip/ykUxB1XrFJbi+zaIDyrqIa0gijWFYj/8Rx0YoRw==
             is_ec(parse_keys(&format!("Public key of the IdP:\n{PUBLIC_PEM}"))),
             "label line before the PEM"
         );
-        let bare: String = PUBLIC_PEM
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        for text in [
-            bare.clone(),
-            bare.replace('+', "-").replace('/', "_"),
-            format!("{bare}\n"),
-        ] {
-            let err = parse_keys(&text).err().expect("bare base64 DER refused");
+        for (text, shape) in public_key_shapes() {
+            let err = parse_keys(&text).err().expect(shape);
             assert!(
-                matches!(&err, AuthError::InvalidKey(m) if m.contains("base64 DER")),
-                "{err}"
+                matches!(&err, AuthError::InvalidKey(m) if m.contains("only when the algorithm is named")),
+                "{shape}: {err}"
             );
         }
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": "AoTULEw14XH5HrUTF8qmlgDaHKQ9xgZNssszlO6HB98",
@@ -659,16 +635,59 @@ xgZNssszlO6HB99sip/ykUxB1XrFJbi+zaIDyrqIa0gijWFYj/8Rx0YoRw==
         );
     }
 
+    /// Public keys written in shapes that are neither PEM nor JSON; the live attack on 0.2.0
+    /// forged HS256 tokens with each of these as the secret.
+    fn public_key_shapes() -> Vec<(String, &'static str)> {
+        use base64::engine::general_purpose::STANDARD;
+        let bare: String = PUBLIC_PEM
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = STANDARD.decode(&bare).unwrap();
+        let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+        let point = &der[der.len() - 65..];
+        let jwk = r#"{"kty":"EC","crv":"P-256","x":"AoTULEw14XH5HrUTF8qmlgDaHKQ9xgZNssszlO6HB98","y":"bIqf8pFMQdV6xSW4vs2iA8q6iGtIIo1hWI__EcdGKEc"}"#;
+        vec![
+            (bare.clone(), "bare base64 DER"),
+            (bare.replace('+', "-").replace('/', "_"), "base64url DER"),
+            (format!("{bare}\n"), "base64 DER with a newline"),
+            (
+                format!("ecdsa-sha2-nistp256 {bare} idp@example"),
+                "OpenSSH line",
+            ),
+            (
+                format!("---- BEGIN SSH2 PUBLIC KEY ----\n{bare}\n---- END SSH2 PUBLIC KEY ----"),
+                "RFC 4716",
+            ),
+            (PUBLIC_PEM.to_lowercase(), "lower-case PEM"),
+            (PUBLIC_PEM.replace("-----", "----"), "four-dash PEM"),
+            (STANDARD.encode(PUBLIC_PEM), "base64 of a PEM"),
+            (hex, "hex DER"),
+            (STANDARD.encode(point), "raw EC point, base64"),
+            (
+                point.iter().map(|b| format!("{b:02x}")).collect(),
+                "raw EC point, hex",
+            ),
+            (format!("\u{200b}{jwk}"), "JWK after a zero-width space"),
+            (format!("\u{2060}{jwk}"), "JWK after a word joiner"),
+            (
+                serde_json::to_string(jwk).unwrap(),
+                "JWK inside a JSON string",
+            ),
+        ]
+    }
+
     #[test]
-    fn random_secrets_stay_secrets() {
+    fn a_secret_must_be_named() {
         for secret in [
             "0123456789abcdef0123456789abcdef",
             "my-super-secret-jwt-token-with-at-least-32-characters",
         ] {
-            assert_eq!(
-                parse_single_key(secret).unwrap().family(),
-                AlgorithmFamily::Hmac
-            );
+            assert!(parse_single_key(secret).is_err(), "{secret}");
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let key = parse_single_key_as(secret, Some(alg)).unwrap();
+                assert_eq!(key.family(), AlgorithmFamily::Hmac);
+            }
         }
     }
 }

@@ -278,7 +278,8 @@ mod tests {
     fn ring_key_accepts_only_its_stored_algorithm() {
         let ring = KeyRing::new(vec![ring_key("h", Algorithm::HS256, 0.0, None)]);
         let secret_text = generate_key_text(Algorithm::HS256).unwrap();
-        let other = crate::jwt::keys::parse_single_key(&secret_text).unwrap();
+        let other =
+            crate::jwt::keys::parse_single_key_as(&secret_text, Some(Algorithm::HS256)).unwrap();
         let token = sign(
             &json!({}),
             &other.with_kid(Some("h".into())),

@@ -6,7 +6,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 
 use super::keygen::generate_key_text;
-use super::keys::{parse_single_key, Key};
+use super::keys::{parse_single_key, parse_single_key_as, Key};
 use super::sign::sign;
 use super::verify::{decode_unverified, inspect, verify_with_key, VerifyOptions, MAX_TOKEN_LEN};
 use crate::error::AuthError;
@@ -27,7 +27,12 @@ fn verify(
 }
 
 fn hs_token(claims: Value) -> String {
-    sign(&claims, &parse_single_key(SECRET).unwrap(), None).unwrap()
+    sign(
+        &claims,
+        &parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap(),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -46,7 +51,7 @@ fn every_algorithm_round_trips() {
         Algorithm::ES384,
         Algorithm::EdDSA,
     ] {
-        let key = parse_single_key(&generate_key_text(alg).unwrap()).unwrap();
+        let key = parse_single_key_as(&generate_key_text(alg).unwrap(), Some(alg)).unwrap();
         let token = sign(&json!({"sub": "u1", "exp": now() + 60}), &key, Some(alg)).unwrap();
         assert_eq!(inspect(&token).unwrap().alg, alg);
         let claims = verify(&token, &key, &VerifyOptions::default()).unwrap();
@@ -76,7 +81,7 @@ fn tampered_payload_fails_the_signature() {
     let mut parts: Vec<String> = token.split('.').map(String::from).collect();
     parts[1] = B64.encode(br#"{"role":"admin"}"#);
     let forged = parts.join(".");
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     assert_eq!(
         verify(&forged, &key, &VerifyOptions::default()),
         Err(AuthError::BadSignature)
@@ -85,7 +90,7 @@ fn tampered_payload_fails_the_signature() {
 
 #[test]
 fn expiry_uses_the_leeway() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let recent = hs_token(json!({"exp": now() - 10}));
     assert!(verify(&recent, &key, &VerifyOptions::default()).is_ok());
     let strict = VerifyOptions {
@@ -97,7 +102,7 @@ fn expiry_uses_the_leeway() {
 
 #[test]
 fn nbf_and_iat_in_the_future_are_refused() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::default();
     assert_eq!(
         verify(&hs_token(json!({"nbf": now() + 600})), &key, &opts),
@@ -112,7 +117,7 @@ fn nbf_and_iat_in_the_future_are_refused() {
 
 #[test]
 fn claims_of_the_wrong_type_are_invalid() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::default();
     assert_eq!(
         verify(&hs_token(json!({"exp": "tomorrow"})), &key, &opts),
@@ -130,7 +135,7 @@ fn claims_of_the_wrong_type_are_invalid() {
 
 #[test]
 fn audience_and_issuer_are_required_once_configured() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::from_json(&json!({"audience": ["api"], "issuer": "me"})).unwrap();
     assert!(verify(&hs_token(json!({"aud": "api", "iss": "me"})), &key, &opts).is_ok());
     assert!(verify(
@@ -155,7 +160,7 @@ fn audience_and_issuer_are_required_once_configured() {
 
 #[test]
 fn an_audience_nobody_asked_for_is_refused() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let token = hs_token(json!({"aud": "someone-else"}));
     assert_eq!(
         verify(&token, &key, &VerifyOptions::default()),
@@ -165,7 +170,7 @@ fn an_audience_nobody_asked_for_is_refused() {
 
 #[test]
 fn required_claims_may_be_any_name() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::from_json(&json!({"required": ["sub", "tenant"]})).unwrap();
     assert_eq!(
         verify(&hs_token(json!({"sub": "x"})), &key, &opts),
@@ -205,7 +210,7 @@ fn the_header_cannot_pick_another_family() {
 
 #[test]
 fn registered_claims_of_the_wrong_shape_are_invalid_not_missing() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::from_json(&json!({"audience": "x", "issuer": "me"})).unwrap();
     for claims in [
         json!({"aud": 5, "iss": "me"}),
@@ -260,7 +265,7 @@ fn critical_header_extensions_are_refused() {
 
 #[test]
 fn algorithms_option_narrows_further() {
-    let key = parse_single_key(SECRET).unwrap();
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
     let opts = VerifyOptions::from_json(&json!({"algorithms": ["HS512"]})).unwrap();
     assert!(matches!(
         verify(&hs_token(json!({})), &key, &opts),

@@ -2,8 +2,8 @@
 -- credential and source. Only the SQLSTATE is shown: the point is what runs, not the result.
 SELECT public.err('SELECT auth.jwks()') AS jwks;
 SELECT public.err(format('SELECT auth.verify_jwt(%L)', ring_jwt)) AS verify_ring,
-       public.err(format('SELECT auth.verify_jwt(%L, %L)', keyed_jwt, secret)) AS verify_key,
-       public.err(format('SELECT auth.verify_jwt(%L, %L, %L)', keyed_jwt, secret, '{"leeway":5,"required":["sub"]}')) AS verify_options,
+       public.err(format('SELECT auth.verify_jwt(%L, %L, %L)', keyed_jwt, secret, '{"algorithms":["HS256"]}')) AS verify_key,
+       public.err(format('SELECT auth.verify_jwt(%L, %L, %L)', keyed_jwt, secret, '{"leeway":5,"required":["sub"],"algorithms":["HS256"]}')) AS verify_options,
        public.err(format('SELECT auth.sign_jwt(%L, %L)', '{"a":1}', secret)) AS sign_key,
        public.err(format('SELECT auth.sign_jwt(%L, %L, %L)', '{"a":1}', secret, 'HS512')) AS sign_key_alg,
        public.err(format('SELECT auth.decode_jwt_unverified(%L)', ring_jwt)) AS decode
