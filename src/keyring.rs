@@ -14,7 +14,16 @@ use crate::privileged;
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static KEYS_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
-    static CACHE: RefCell<Option<(u64, Rc<KeyRing>)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+}
+
+#[derive(Clone)]
+struct Cached {
+    generation: u64,
+    /// Loaded in parallel mode, where only the statement's snapshot may be used: good for the
+    /// rest of the parallel operation, never for a later statement.
+    statement_only: bool,
+    ring: Rc<KeyRing>,
 }
 
 #[pg_guard]
@@ -41,15 +50,21 @@ pub fn register_invalidation_callback() {
 pub fn ring() -> crate::error::Result<Rc<KeyRing>> {
     unsafe { pg_sys::AcceptInvalidationMessages() };
     let generation = GENERATION.get();
-    if let Some((seen, ring)) = CACHE.with_borrow(|c| c.clone()) {
-        if seen == generation {
-            return Ok(ring);
-        }
+    let parallel = unsafe { pg_sys::IsInParallelMode() };
+    let cached = CACHE.with_borrow(|c| c.clone());
+    if let Some(c) =
+        cached.filter(|c| c.generation == generation && (parallel || !c.statement_only))
+    {
+        return Ok(c.ring);
     }
-    let ring = Rc::new(load()?);
+    let ring = Rc::new(load(parallel)?);
     // A change signalled while we loaded may not be in what we read: use it once, keep nothing.
     if GENERATION.get() == generation {
-        CACHE.set(Some((generation, ring.clone())));
+        CACHE.set(Some(Cached {
+            generation,
+            statement_only: parallel,
+            ring: ring.clone(),
+        }));
     }
     Ok(ring)
 }
@@ -62,11 +77,12 @@ pub fn now() -> f64 {
 }
 
 /// Reads `auth.keys` under the latest snapshot, not the statement's: the cache outlives the
-/// statement, so it must hold what is committed now.
-fn load() -> crate::error::Result<KeyRing> {
+/// statement, so it must hold what is committed now. In parallel mode (a parallel worker, or the
+/// leader of a parallel query) PostgreSQL allows no new snapshot, so the statement's is used.
+fn load(parallel: bool) -> crate::error::Result<KeyRing> {
     let (oid, _) = privileged::table("auth.keys")?;
     KEYS_OID.set(oid);
-    let _latest = LatestSnapshot::push();
+    let _latest = (!parallel).then(LatestSnapshot::push);
     let rows = privileged::read_as_owner("auth.keys", |client| {
         let table = client.select(
             "SELECT k.kid, k.algorithm, k.secret, k.public_jwk::pg_catalog.text, \
