@@ -13,11 +13,20 @@ CREATE FUNCTION auth."verified_session"() RETURNS TABLE (
 STRICT VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verified_session_wrapper';
--- Identity helpers: every name qualified.
--- The published claims: set by auth.authenticate() (or PostgREST), '{}' when there are none.
-CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT coalesce(nullif(pg_catalog.current_setting('request.jwt.claims', true), ''), '{}')::pg_catalog.jsonb $$;
+-- Identity helpers: auth.jwt() and auth.uid() answer from what auth.authenticate() verified in
+-- this transaction (backend-local, src/published.rs), not from request.jwt.claims, which any SQL
+-- caller can set. That state lives in the backend, so the helpers are PARALLEL RESTRICTED.
+CREATE OR REPLACE FUNCTION auth."jwt"() RETURNS jsonb
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'jwt_wrapper';
+CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'uid_wrapper';
+ALTER FUNCTION auth.role() PARALLEL RESTRICTED;
+ALTER FUNCTION auth.email() PARALLEL RESTRICTED;
+ALTER FUNCTION auth.session_id() PARALLEL RESTRICTED;
 -- A text as uuid when it is one, otherwise NULL (never an error inside a policy).
 CREATE OR REPLACE FUNCTION auth.as_uuid(value text) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -26,7 +35,7 @@ AS $$
 $$;
 -- Any claim by dotted path, as text: auth.claim('app_metadata.tenant').
 CREATE OR REPLACE FUNCTION auth.claim(path text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$ SELECT auth.jwt() #>> pg_catalog.string_to_array(path, '.') $$;
 
 -- Login throttling per email, known or not (so a lockout tells nothing about which emails have

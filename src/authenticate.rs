@@ -17,9 +17,9 @@ use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Request, Source};
 use crate::response::pgrst_error;
 use crate::session::is_session_token;
-use crate::settings::{self as s, text};
+use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
-use crate::{keyring, session_store, sqlstate};
+use crate::{keyring, published, session_store, sqlstate};
 
 /// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
 /// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
@@ -93,7 +93,7 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
             let role = role_claim(&claims, &role_path)?.map(str::to_string);
             (claims, role, held)
         }
-        Found::Nothing => return anonymous(),
+        Found::Nothing => return anonymous(from_postgrest),
     };
     check_not_revoked(&claims)?;
     if !s::CLAIMS_ONLY.get() {
@@ -109,10 +109,7 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
             None => {}
         }
     }
-    set_local(
-        "request.jwt.claims",
-        &Value::Object(claims.clone()).to_string(),
-    );
+    published::publish(&claims);
     // Only now, with every check passed, does the transaction hold the session.
     if let Some(held) = held {
         session_store::hold(held);
@@ -120,20 +117,36 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
     Ok(claims)
 }
 
-fn anonymous() -> Result<Map<String, Value>> {
+fn anonymous(from_postgrest: bool) -> Result<Map<String, Value>> {
     if !s::ANONYMOUS.get() {
         return Err(AuthError::NoCredentials);
     }
-    let Some(role) = text(&s::ANON_ROLE) else {
-        // Keep what the caller (PostgREST's db-anon-role) already set.
-        return Ok(Map::new());
+    let claims = match text(&s::ANON_ROLE) {
+        Some(role) => {
+            if !s::CLAIMS_ONLY.get() {
+                switch_role(&role)?;
+            }
+            json!({ "role": role })
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        }
+        // Behind PostgREST the request already runs as db-anon-role; publish what PostgREST
+        // does for no token. A SQL client goes back to the role it connected as: nothing of an
+        // earlier auth.authenticate may remain.
+        None if from_postgrest => json!({ "role": current_role_name() })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        None => {
+            if !s::CLAIMS_ONLY.get() {
+                set_local("role", "none");
+            }
+            Map::new()
+        }
     };
-    if !s::CLAIMS_ONLY.get() {
-        switch_role(&role)?;
-    }
-    let claims = json!({ "role": role });
-    set_local("request.jwt.claims", &claims.to_string());
-    Ok(claims.as_object().cloned().unwrap_or_default())
+    published::publish(&claims);
+    Ok(claims)
 }
 
 fn verify_options() -> Result<VerifyOptions> {
@@ -155,6 +168,15 @@ fn switch_role(role: &str) -> Result<()> {
     )?;
     set_local("role", role);
     Ok(())
+}
+
+fn current_role_name() -> String {
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 fn role_facts(role: &str) -> RoleFacts {
@@ -189,30 +211,6 @@ fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
         return Err(AuthError::Revoked);
     }
     Ok(())
-}
-
-/// `set_config(name, value, true)`: reverts at COMMIT or ROLLBACK, works in READ ONLY transactions.
-fn set_local(name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
-        return;
-    };
-    unsafe {
-        let context = if pg_sys::superuser() {
-            pg_sys::GucContext::PGC_SUSET
-        } else {
-            pg_sys::GucContext::PGC_USERSET
-        };
-        pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
-            context,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            0,
-            false,
-        );
-    }
 }
 
 fn pgrst_code() -> i32 {

@@ -36,6 +36,8 @@ pub enum AuthError {
     RoleNotAllowed(String),
     /// A session token (or a JWT's `sid`) names no live session.
     SessionInvalid,
+    /// `request.jwt.claims` no longer holds what `auth.authenticate` published in this transaction.
+    ClaimsChanged,
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -75,6 +77,10 @@ impl fmt::Display for AuthError {
             AuthError::SessionInvalid => {
                 f.write_str("session is unknown, expired or revoked; sign in again")
             }
+            AuthError::ClaimsChanged => f.write_str(
+                "request.jwt.claims was changed after auth.authenticate() in this transaction; \
+                 auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
+            ),
         }
     }
 }

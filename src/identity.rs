@@ -22,6 +22,14 @@ pub fn role_claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Result<Opti
     }
 }
 
+/// A uuid in its canonical text form (8-4-4-4-12 hex digits, either case), as `auth.sessions`
+/// stores ids and pg_auth writes `sid` and `sub`; any other text is not one of our ids.
+pub fn canonical_uuid(text: &str) -> Option<uuid::Uuid> {
+    (text.len() == 36)
+        .then(|| uuid::Uuid::try_parse(text).ok())
+        .flatten()
+}
+
 /// What the catalog says about the role a token asks for.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RoleFacts {

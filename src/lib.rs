@@ -22,6 +22,7 @@ mod api;
 mod authenticate;
 mod keyring;
 mod privileged;
+mod published;
 mod revocation;
 mod session_store;
 mod settings;
@@ -42,7 +43,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/revocation.sql", name = "revocation");
-extension_sql_file!("../sql/identity.sql", name = "identity");
+extension_sql_file!(
+    "../sql/identity.sql",
+    name = "identity",
+    requires = [published::jwt]
+);
 extension_sql_file!(
     "../sql/users.sql",
     name = "users",

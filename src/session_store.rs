@@ -13,6 +13,7 @@ use pgrx::{register_xact_callback, PgBuiltInOids, PgOid, PgXactCallbackEvent};
 use serde_json::{json, Map, Value};
 
 use crate::error::{AuthError, Result};
+use crate::identity::canonical_uuid;
 use crate::privileged::{read_as_owner, select_planned};
 use crate::session::hash_token;
 use uuid::Uuid;
@@ -65,14 +66,6 @@ pub(crate) fn verified_session() -> TableIterator<
     let pg_uuid = |u: Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
     let held = HELD.with_borrow(|h| h.clone());
     TableIterator::new(held.map(|h| (pg_uuid(h.session_id), pg_uuid(h.user_id), h.token_hash)))
-}
-
-/// A uuid in its canonical text form (8-4-4-4-12 hex digits), as `auth.sessions` stores ids and
-/// pg_auth writes `sid`; any other text is not a session id of ours.
-fn canonical_uuid(text: &str) -> Option<Uuid> {
-    (text.len() == 36)
-        .then(|| Uuid::try_parse(text).ok())
-        .flatten()
 }
 
 /// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or

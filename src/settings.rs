@@ -5,6 +5,7 @@
 use std::ffi::{CStr, CString};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
 
 pub static TOKEN_SOURCES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"cookie, header, bearer"));
@@ -19,6 +20,7 @@ pub static ALLOWED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ANONYMOUS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static CLAIMS_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static TRUST_REQUEST_CLAIMS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
@@ -109,6 +111,11 @@ pub fn define() {
         c"pg_auth.anonymous",
         c"Allow requests without a token; off answers them 401.",
         &ANONYMOUS,
+    );
+    boolean(
+        c"pg_auth.trust_request_claims",
+        c"When auth.authenticate has not run in the transaction, let auth.jwt() and auth.uid() read request.jwt.claims, which any SQL caller can set (off: they answer {} and NULL).",
+        &TRUST_REQUEST_CLAIMS,
     );
     boolean(c"pg_auth.claims_only", c"Only publish claims in request.jwt.claims, never switch role (for poolers pinning one role).", &CLAIMS_ONLY);
     string(
@@ -233,5 +240,29 @@ pub fn cookie_spec() -> crate::response::CookieSpec {
     crate::response::CookieSpec {
         name: text(&COOKIE_NAME).unwrap_or_else(|| "access_token".into()),
         secure: COOKIE_SECURE.get(),
+    }
+}
+
+/// `set_config(name, value, true)`: reverts at COMMIT or ROLLBACK, works in READ ONLY transactions.
+pub fn set_local(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
+        return;
+    };
+    unsafe {
+        let context = if pg_sys::superuser() {
+            pg_sys::GucContext::PGC_SUSET
+        } else {
+            pg_sys::GucContext::PGC_USERSET
+        };
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            context,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
     }
 }

@@ -25,7 +25,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::Revoked => "PA014",
         AuthError::SessionInvalid => "PA017",
         AuthError::NoCredentials => "28000",
-        AuthError::RoleNotAllowed(_) => "42501",
+        AuthError::RoleNotAllowed(_) | AuthError::ClaimsChanged => "42501",
         AuthError::InvalidArgument(_) => "22023",
         AuthError::NullArgument(_) => "22004",
     }

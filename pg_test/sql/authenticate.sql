@@ -57,6 +57,41 @@ SELECT err($$SELECT auth.authenticate(NULL)$$);
 RESET pg_auth.anonymous;
 RESET pg_auth.anon_role;
 
+-- authenticate(NULL) after a token, in the same transaction: nothing of the token remains.
+BEGIN;
+SELECT auth.authenticate(user_token) ->> 'sub' AS sub FROM tok;
+SELECT auth.authenticate(NULL) AS claims, current_user = session_user AS back_to_login_role,
+       auth.uid() AS uid, auth.jwt() AS jwt;
+COMMIT;
+
+-- The identity helpers answer for what auth.authenticate verified, never for claims set by
+-- hand: any SQL caller can write request.jwt.claims.
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"sub":"6f1c2b0e-9a57-4d35-8a3e-2b8f1f0c9d11","role":"regress_user"}', true) IS NOT NULL AS forged;
+SELECT auth.uid() AS uid, auth.jwt() AS jwt, auth.role() AS role, auth.claim('sub') AS sub;
+COMMIT;
+BEGIN;
+SELECT auth.authenticate(user_token) ->> 'sub' AS sub FROM tok;
+SELECT set_config('request.jwt.claims', '{"sub":"00000000-0000-0000-0000-000000000001","role":"regress_user"}', true) IS NOT NULL AS forged;
+SELECT err('SELECT auth.uid()');
+SELECT err('SELECT auth.jwt()');
+ROLLBACK;
+-- Nothing of a transaction's authentication is left for the next one.
+BEGIN;
+SELECT auth.authenticate(user_token) IS NOT NULL FROM tok;
+COMMIT;
+SELECT set_config('request.jwt.claims', '{"sub":"6f1c2b0e-9a57-4d35-8a3e-2b8f1f0c9d11"}', false) IS NOT NULL AS forged_for_the_session;
+SELECT auth.uid() AS uid, auth.jwt() AS jwt;
+-- A superuser may let them read request.jwt.claims when auth.authenticate has not run (tests,
+-- PostgREST without the pre-request).
+SET pg_auth.trust_request_claims = on;
+SELECT auth.uid() AS trusted_uid, auth.claim('sub') AS trusted_sub;
+RESET pg_auth.trust_request_claims;
+SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS cleared;
+SET ROLE regress_user;
+SELECT err($$SET pg_auth.trust_request_claims = on$$);
+RESET ROLE;
+
 -- Claims-only mode: claims published, role never switched.
 SET pg_auth.claims_only = on;
 BEGIN;

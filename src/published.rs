@@ -1,0 +1,96 @@
+//! The claims `auth.authenticate` published for the current transaction, and the identity
+//! helpers that answer from them (`auth.jwt()`, `auth.uid()`). `request.jwt.claims` is a setting
+//! any SQL caller can write with `set_config`; what these helpers return comes from
+//! backend-local state that only a successful `auth.authenticate` writes, and it ends with the
+//! transaction.
+
+use std::cell::RefCell;
+
+use pgrx::prelude::*;
+use pgrx::{register_xact_callback, PgXactCallbackEvent};
+use serde_json::{Map, Value};
+
+use crate::api::jsonb::JsonbText;
+use crate::error::AuthError;
+use crate::identity::canonical_uuid;
+use crate::settings::{self as s, set_local};
+use crate::sqlstate::OrRaise;
+
+const CLAIMS_SETTING: &str = "request.jwt.claims";
+
+struct Published {
+    /// Exactly the text written to `request.jwt.claims`.
+    text: String,
+    sub: Option<pgrx::Uuid>,
+}
+
+thread_local! {
+    static PUBLISHED: RefCell<Option<Published>> = const { RefCell::new(None) };
+}
+
+fn forget() {
+    PUBLISHED.set(None);
+}
+
+/// Writes `claims` to `request.jwt.claims` (transaction-local) and remembers them as verified.
+pub fn publish(claims: &Map<String, Value>) {
+    let text = Value::Object(claims.clone()).to_string();
+    set_local(CLAIMS_SETTING, &text);
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .and_then(canonical_uuid)
+        .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()));
+    let first = PUBLISHED.replace(Some(Published { text, sub })).is_none();
+    if first {
+        register_xact_callback(PgXactCallbackEvent::Commit, forget);
+        register_xact_callback(PgXactCallbackEvent::Abort, forget);
+        register_xact_callback(PgXactCallbackEvent::Prepare, forget);
+    }
+}
+
+/// What the helpers may answer from: the verified claims; nothing when `auth.authenticate` did
+/// not run (unless `pg_auth.trust_request_claims`); an error when `request.jwt.claims` was
+/// changed by hand after it ran, so a policy never silently mixes two identities.
+enum Source {
+    Verified {
+        text: String,
+        sub: Option<pgrx::Uuid>,
+    },
+    Setting(String),
+    Nothing,
+}
+
+fn source() -> crate::error::Result<Source> {
+    let current = s::current(CLAIMS_SETTING).filter(|t| !t.is_empty());
+    let verified = PUBLISHED.with_borrow(|p| p.as_ref().map(|p| (p.text.clone(), p.sub)));
+    match (verified, current) {
+        (Some((text, sub)), Some(current)) if current == text => Ok(Source::Verified { text, sub }),
+        (Some(_), _) => Err(AuthError::ClaimsChanged),
+        (None, Some(current)) if s::TRUST_REQUEST_CLAIMS.get() => Ok(Source::Setting(current)),
+        (None, _) => Ok(Source::Nothing),
+    }
+}
+
+/// The claims `auth.authenticate` verified in this transaction, `{}` when none.
+#[pg_extern(stable, parallel_restricted)]
+fn jwt() -> JsonbText {
+    JsonbText(match source().or_raise() {
+        Source::Verified { text, .. } | Source::Setting(text) => text,
+        Source::Nothing => "{}".into(),
+    })
+}
+
+/// The `sub` claim of the verified claims as a uuid; NULL when absent or not a uuid.
+#[pg_extern(stable, parallel_restricted)]
+fn uid() -> Option<pgrx::Uuid> {
+    match source().or_raise() {
+        Source::Verified { sub, .. } => sub,
+        Source::Setting(text) => serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("sub").and_then(Value::as_str).map(str::to_string))
+            .and_then(|s| canonical_uuid(&s))
+            .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes())),
+        Source::Nothing => None,
+    }
+}
