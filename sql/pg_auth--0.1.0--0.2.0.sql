@@ -158,8 +158,15 @@ BEGIN
 END
 $$;
 
--- Rotates the current session's token (the old one stops working), pushes the idle expiry
--- forward and sets the new cookie. The absolute expiry does not move. Only the session token
+-- The token the last refresh replaced signs in for pg_auth.refresh_grace_period more (requests
+-- already in flight), but never refreshes.
+ALTER TABLE auth.sessions
+    ADD COLUMN previous_token_hash  bytea UNIQUE CHECK (length(previous_token_hash) = 32),
+    ADD COLUMN previous_valid_until timestamptz;
+
+-- Rotates the current session's token, pushes the idle expiry forward and sets the new cookie.
+-- The old token still signs in for pg_auth.refresh_grace_period (requests already in flight, a
+-- second tab), then stops; it can never refresh. The absolute expiry does not move. Only the session token
 -- itself refreshes: a JWT carrying sid never turns into a session cookie. Of two refreshes
 -- racing with the same old token, the second gets 401 and the first one's new token stays valid.
 CREATE OR REPLACE FUNCTION auth.refresh() RETURNS jsonb
@@ -173,6 +180,8 @@ BEGIN
     SELECT * INTO t FROM auth.new_token();
     UPDATE auth.sessions s
     SET token_hash = t.token_hash, refreshed_at = now(),
+        previous_token_hash = s.token_hash,
+        previous_valid_until = now() + make_interval(secs => auth.setting('refresh_grace_period')::int),
         idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.token_hash = v.token_hash

@@ -13,7 +13,11 @@ CREATE TABLE auth.sessions (
     idle_expires_at timestamptz NOT NULL,
     user_agent      text,
     ip              text,
-    revoked_at      timestamptz
+    revoked_at      timestamptz,
+    -- The token the last auth.refresh() replaced: it still signs in until previous_valid_until
+    -- (pg_auth.refresh_grace_period), for requests already in flight, but never refreshes.
+    previous_token_hash  bytea UNIQUE CHECK (length(previous_token_hash) = 32),
+    previous_valid_until timestamptz
 );
 CREATE INDEX sessions_user_id ON auth.sessions (user_id);
 REVOKE ALL ON auth.sessions FROM PUBLIC;
@@ -143,8 +147,9 @@ BEGIN
 END
 $$;
 
--- Rotates the current session's token (the old one stops working), pushes the idle expiry
--- forward and sets the new cookie. The absolute expiry does not move. Only the session token
+-- Rotates the current session's token, pushes the idle expiry forward and sets the new cookie.
+-- The old token still signs in for pg_auth.refresh_grace_period (requests already in flight, a
+-- second tab), then stops; it can never refresh. The absolute expiry does not move. Only the session token
 -- itself refreshes: a JWT carrying sid never turns into a session cookie. Of two refreshes
 -- racing with the same old token, the second gets 401 and the first one's new token stays valid.
 CREATE FUNCTION auth.refresh() RETURNS jsonb
@@ -158,6 +163,8 @@ BEGIN
     SELECT * INTO t FROM auth.new_token();
     UPDATE auth.sessions s
     SET token_hash = t.token_hash, refreshed_at = now(),
+        previous_token_hash = s.token_hash,
+        previous_valid_until = now() + make_interval(secs => auth.setting('refresh_grace_period')::int),
         idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.token_hash = v.token_hash

@@ -76,9 +76,13 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held
         let mut rows = select_planned(
             client,
             "SELECT u.id::pg_catalog.text, u.role, u.email, s.id::pg_catalog.text, \
-                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8 \
+                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8, \
+                    s.token_hash OPERATOR(pg_catalog.=) $1 \
              FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
-             WHERE s.token_hash OPERATOR(pg_catalog.=) $1 AND s.revoked_at IS NULL \
+             WHERE (s.token_hash OPERATOR(pg_catalog.=) $1 \
+                    OR (s.previous_token_hash OPERATOR(pg_catalog.=) $1 \
+                        AND s.previous_valid_until OPERATOR(pg_catalog.>) pg_catalog.now())) \
+               AND s.revoked_at IS NULL \
                AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
                AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
             &[PgOid::BuiltIn(PgBuiltInOids::BYTEAOID)],
@@ -92,19 +96,22 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held
                 r.get::<String>(3)?,
                 r.get::<String>(4)?,
                 r.get::<i64>(5)?,
+                r.get::<bool>(6)?,
             ))),
         }
     })?;
-    let Some((Some(sub), Some(role), email, Some(sid), exp)) = row else {
+    let Some((Some(sub), Some(role), email, Some(sid), exp, Some(current))) = row else {
         return Err(AuthError::SessionInvalid);
     };
     let (Some(session_id), Some(user_id)) = (canonical_uuid(&sid), canonical_uuid(&sub)) else {
         return Err(AuthError::SessionInvalid);
     };
+    // The token a refresh just replaced still signs in during the grace period (requests
+    // already in flight), but it can never be rotated again.
     let held = Held {
         session_id,
         user_id,
-        token_hash: Some(hash),
+        token_hash: current.then_some(hash),
     };
     let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
     Ok((claims.as_object().cloned().unwrap_or_default(), role, held))

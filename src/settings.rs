@@ -28,6 +28,7 @@ pub static USER_ROLE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"web_user"));
 pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+pub static REFRESH_GRACE_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static JWT_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static PASSWORD_MIN_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
 pub static ARGON2_MEMORY_KIB: GucSetting<i32> = GucSetting::<i32>::new(19456);
@@ -153,6 +154,13 @@ pub fn define() {
         &SESSION_IDLE_TIMEOUT,
         60,
         366 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.refresh_grace_period",
+        c"Seconds the token auth.refresh() replaced still signs in (requests already in flight); it can never refresh. 0: none.",
+        &REFRESH_GRACE_PERIOD,
+        0,
+        300,
     );
     int(
         c"pg_auth.jwt_lifetime",

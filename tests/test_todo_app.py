@@ -10,6 +10,7 @@ so its pooled authenticator sessions see both.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import datetime
 
@@ -228,10 +229,53 @@ def test_refresh_rotates_the_session_cookie(app, clients):
     assert body["session_id"] == str(sid), "refresh keeps the session, only the token changes"
     assert datetime.fromisoformat(body["expires_at"]) == expires, "the absolute expiry must not move"
     assert app.one("SELECT token_hash FROM auth.sessions WHERE id = %s", (sid,)) == token_hash(new)
-    # Rotation: the old value is dead at once, the new one works.
+    assert expect(c.me(cookie=new), 200, app)["id"] == user_id
+    assert expect(c.me(), 200, app)["id"] == user_id
+    # The old value still signs in during the grace period (requests already in flight) but
+    # never refreshes, and nothing it gets clears the cookie the refresh set.
+    in_flight = c.me(cookie=old)
+    assert expect(in_flight, 200, app)["id"] == user_id
+    assert "Set-Cookie" not in in_flight.headers, describe(in_flight, app)
+    again = c.refresh(cookie=old)
+    assert expect(again, 401, app)["code"] == "PA017"
+    assert "Set-Cookie" not in again.headers, describe(again, app)
+    # After the grace period the old value is dead.
+    app.execute("UPDATE auth.sessions SET previous_valid_until = now() - interval '1 s' WHERE id = %s", (sid,))
     assert_refused_session(c.me(cookie=old), app)
     assert_refused_session(c.refresh(cookie=old), app)
     assert expect(c.me(cookie=new), 200, app)["id"] == user_id
+
+
+def test_requests_in_flight_during_a_refresh_are_answered(app, clients):
+    """Two tabs: one refreshes while the other's requests still carry the old cookie. Every one
+    of them is answered, and none clears a cookie (which would delete the new one)."""
+    c, user_id, _ = signed_up(app, clients, "twotabs")
+    old = c.token
+    tabs = 4
+    start = threading.Barrier(tabs + 1)
+    answers, refreshed = [], []
+
+    def other_tab():
+        start.wait()
+        for _ in range(6):
+            answers.append(c.me(cookie=old))
+
+    def refreshing_tab():
+        start.wait()
+        refreshed.append(c.refresh())
+
+    threads = [threading.Thread(target=other_tab) for _ in range(tabs)]
+    threads.append(threading.Thread(target=refreshing_tab))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expect(refreshed[0], 200, app)
+    assert c.token != old
+    assert len(answers) == tabs * 6
+    for resp in answers:
+        assert expect(resp, 200, app)["id"] == user_id
+        assert "Set-Cookie" not in resp.headers, describe(resp, app)
     assert expect(c.me(), 200, app)["id"] == user_id
 
 

@@ -77,6 +77,12 @@ BEGIN;
 SELECT auth.authenticate(r ->> 'token') IS NOT NULL FROM login;
 SELECT auth.refresh() ->> 'token' <> (SELECT r ->> 'token' FROM login) AS rotated;
 COMMIT;
+-- The replaced token signs in for pg_auth.refresh_grace_period more, but never refreshes.
+BEGIN;
+SELECT auth.authenticate(r ->> 'token') ? 'sid' AS old_token_in_grace FROM login;
+SELECT err($$SELECT auth.refresh()$$);
+ROLLBACK;
+UPDATE auth.sessions SET previous_valid_until = now() - interval '1 second';
 SELECT err(format('SELECT auth.authenticate(%L)', r ->> 'token')) FROM login;
 SELECT err($$SELECT auth.logout()$$);
 SELECT err($$SELECT auth.refresh()$$);
