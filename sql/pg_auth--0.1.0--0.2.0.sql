@@ -105,13 +105,19 @@ BEGIN
         PERFORM auth.raise_http(429, 'PA015', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
-    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email) FOR UPDATE;
+    -- No row lock yet: a failed login must not wait where an unknown email would not.
+    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
     IF octet_length(login.password) > 1024 THEN
         -- Over the length limit: the same cost and answer as a wrong password.
         ok := auth.verify_password('', NULL);
     ELSE
         -- Unknown emails cost one password check too (verify_password with a NULL hash).
         ok := auth.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
+    END IF;
+    IF ok THEN
+        -- Locked only now, and checked again: a user disabled meanwhile gets no session.
+        PERFORM 1 FROM auth.users WHERE id = u.id AND NOT disabled FOR UPDATE;
+        ok := FOUND;
     END IF;
     IF NOT ok THEN
         PERFORM auth.record_failed_login(key);

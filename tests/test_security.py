@@ -252,3 +252,23 @@ def test_a_refused_token_holds_no_session_even_when_the_error_is_caught(admin):
 def test_a_sid_not_in_canonical_uuid_form_is_an_invalid_claim(admin, sid):
     token = one(admin, "SELECT auth.sign_jwt(%s::jsonb)", (json.dumps({"role": "sec_user", "sid": sid}),))
     assert_sqlstate(admin, "PA009", "SELECT auth.authenticate(%s)", (token,))
+
+
+def test_a_failed_login_never_waits_on_the_users_row_lock(admin):
+    """Live attack F4: login locked the user row before checking the password, so wrong guesses
+    for a known email queued behind a login in progress (or any writer of the row) while guesses
+    for an unknown email did not: concurrency timing told which emails exist. Now the row is
+    locked only once the password matched."""
+    email = f"f4-{uuid.uuid4().hex[:8]}@example.com"
+    one(admin, "SELECT auth.register(%s, %s, role => 'sec_user')", (email, PASSWORD))
+    with connect() as holder, holder.transaction():
+        holder.execute("SELECT 1 FROM auth.users WHERE email = %s FOR UPDATE", (email,))
+        with connect() as guesser:
+            guesser.execute("SET lock_timeout = '2s'")
+            for who in (email, f"ghost-{uuid.uuid4().hex[:8]}@example.com"):
+                answer = one(guesser, "SELECT auth.login(%s, 'wrong guess')", (who,))
+                assert answer["code"] == "28P01", (who, answer)
+            # The right password does wait for the lock (and re-checks the row), never skips it.
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                guesser.execute("SELECT auth.login(%s, %s)", (email, PASSWORD))
+    one(admin, "DELETE FROM auth.login_attempts RETURNING 1")
