@@ -245,9 +245,12 @@ pub fn current(name: &str) -> Option<String> {
 
 /// The cookie pg_auth sets and clears, from `pg_auth.cookie_name` and `pg_auth.cookie_secure`.
 pub fn cookie_spec() -> crate::response::CookieSpec {
+    let name = text(&COOKIE_NAME).unwrap_or_else(|| "access_token".into());
+    // Browsers drop a __Host- or __Secure- cookie that is not Secure: the prefix wins.
+    let prefixed = name.starts_with("__Host-") || name.starts_with("__Secure-");
     crate::response::CookieSpec {
-        name: text(&COOKIE_NAME).unwrap_or_else(|| "access_token".into()),
-        secure: COOKIE_SECURE.get(),
+        secure: COOKIE_SECURE.get() || prefixed,
+        name,
     }
 }
 

@@ -272,3 +272,26 @@ def test_a_failed_login_never_waits_on_the_users_row_lock(admin):
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 guesser.execute("SELECT auth.login(%s, %s)", (email, PASSWORD))
     one(admin, "DELETE FROM auth.login_attempts RETURNING 1")
+
+
+def test_a_host_prefixed_cookie_name_defeats_cookie_tossing(admin):
+    """Live attack F7: a sibling subdomain can plant its own `access_token` cookie (the attacker's
+    session) beside the victim's. Browsers refuse to accept a `__Host-` cookie from a subdomain,
+    without Secure, or with a Domain; with pg_auth.cookie_name = '__Host-…' only that cookie is
+    read, and it is always set Secure, Path=/ and without Domain."""
+    victim_email = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    victim = str(one(admin, "SELECT auth.register(%s, %s, role => 'sec_user')", (victim_email, PASSWORD)))
+    _, attacker_login = signed_in(admin, "tosser")
+    with admin.transaction(force_rollback=True):
+        admin.execute("SET LOCAL pg_auth.cookie_name = '__Host-access_token'")
+        admin.execute("SET LOCAL pg_auth.cookie_secure = off")  # the prefix still forces Secure
+        victim_token = one(admin, "SELECT auth.login(%s, %s) ->> 'token'", (victim_email, PASSWORD))
+        headers = json.loads(one(admin, "SELECT current_setting('response.headers')"))
+        cookie = next(h["Set-Cookie"] for h in headers if "Set-Cookie" in h)
+        assert cookie.startswith(f"__Host-access_token={victim_token};"), cookie
+        assert "; Secure" in cookie and "; Path=/" in cookie and "Domain" not in cookie, cookie
+        tossed = {"access_token": attacker_login["token"], "__Host-access_token": victim_token}
+        admin.execute("SELECT set_config('request.headers', '{}', true), set_config('request.cookies', %s, true)",
+                      (json.dumps(tossed),))
+        admin.execute("SELECT auth.authenticate()")
+        assert one(admin, "SELECT auth.uid()::text") == victim
