@@ -38,6 +38,8 @@ pub enum AuthError {
     SessionInvalid,
     /// `request.jwt.claims` no longer holds what `auth.authenticate` published in this transaction.
     ClaimsChanged,
+    /// pg_auth's own tables cannot be read (missing, or the query failed): not the caller's fault.
+    Storage(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -77,6 +79,7 @@ impl fmt::Display for AuthError {
             AuthError::SessionInvalid => {
                 f.write_str("session is unknown, expired or revoked; sign in again")
             }
+            AuthError::Storage(why) => write!(f, "pg_auth storage unavailable: {why}"),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
@@ -93,6 +96,7 @@ impl AuthError {
         match self {
             AuthError::RoleNotAllowed(_) => 403,
             AuthError::InvalidKey(_)
+            | AuthError::Storage(_)
             | AuthError::NoSigningKey
             | AuthError::InvalidArgument(_)
             | AuthError::NullArgument(_) => 500,

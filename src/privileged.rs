@@ -62,7 +62,7 @@ pub fn table(name: &'static str) -> Result<(pg_sys::Oid, pg_sys::Oid)> {
             TABLES.with_borrow_mut(|t| t.push((name, oid, owner)));
             Ok((oid, owner))
         }
-        _ => Err(AuthError::InvalidKey(format!(
+        _ => Err(AuthError::Storage(format!(
             "table {name} is missing; is pg_auth installed in this database?"
         ))),
     }
@@ -75,7 +75,7 @@ pub fn read_as_owner<T>(
 ) -> Result<T> {
     let (_, owner) = table(table_name)?;
     let _as_owner = AsOwner::switch(owner);
-    Spi::connect(read).map_err(|e| AuthError::InvalidKey(format!("cannot read {table_name}: {e}")))
+    Spi::connect(read).map_err(|e| AuthError::Storage(format!("cannot read {table_name}: {e}")))
 }
 
 /// Runs one of the fixed read-only queries with a plan kept for the backend's life: parsing and

@@ -24,6 +24,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::NoSigningKey => "PA013",
         AuthError::Revoked => "PA014",
         AuthError::SessionInvalid => "PA017",
+        AuthError::Storage(_) => "PA019",
         AuthError::NoCredentials => "28000",
         AuthError::RoleNotAllowed(_) | AuthError::ClaimsChanged => "42501",
         AuthError::InvalidArgument(_) => "22023",

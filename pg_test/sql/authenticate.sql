@@ -45,6 +45,12 @@ SELECT err($$SELECT auth.authenticate('garbage')$$);
 SELECT err(format('SELECT auth.authenticate(%L)', jti_token)) FROM tok;
 SELECT auth.revoke_token('t-1');
 SELECT err(format('SELECT auth.authenticate(%L)', jti_token)) FROM tok;
+-- A table pg_auth cannot read is a storage failure (PA019), never "invalid key".
+BEGIN;
+ALTER EXTENSION pg_auth DROP TABLE auth.revoked_tokens;
+DROP TABLE auth.revoked_tokens CASCADE;
+SELECT err(format('SELECT auth.authenticate(%L)', jti_token)) FROM tok;
+ROLLBACK;
 
 -- Anonymous: keep the role, or switch to pg_auth.anon_role, or refuse when turned off.
 SELECT auth.authenticate(NULL) AS claims, current_user = session_user AS unchanged;
