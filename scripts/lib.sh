@@ -47,6 +47,10 @@ ensure_rust() {
     fi
     command -v cargo >/dev/null 2>&1 || {
         echo "cargo not found: install a Rust toolchain (rustup, Rust >= 1.88) first" >&2; exit 1; }
+    # The test command checks formatting and lints.
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 && rustup component add rustfmt clippy
+    fi
 }
 
 ensure_pgrx() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything a bare Debian 12 machine lacks and runs every test:
+#   0. cargo fmt --check and cargo clippy -D warnings
 #   1. cargo pgrx test   – plain-Rust unit tests of the core and in-backend #[pg_test]s
 #   2. pg_regress        – SQL-level tests in pg_test/ against a real cluster
 #   3. pytest            – interoperability (PyJWT), hostile tokens, key rotation across
@@ -11,6 +12,10 @@ cd "$ROOT"
 ensure_packages
 ensure_pgrx
 ensure_python_env
+
+log "Formatting and lints (cargo fmt --check, cargo clippy -D warnings)"
+cargo fmt --check
+cargo clippy --all-targets --features "pg$PG_MAJOR pg_test" -- -D warnings
 
 log "Unit and in-backend tests (cargo pgrx test)"
 pgrx_data="$RUN_DIR/pgrx-test"
