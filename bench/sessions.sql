@@ -12,11 +12,12 @@ GRANT web_user TO postgres;
 
 CREATE SCHEMA bench_s;
 
--- Session token number i: a 43-character base64url string (SHA-256 of i, unpadded), the shape of
--- the tokens auth.login hands out; only its SHA-256 is stored, as auth.login does.
+-- Session token number i: the session prefix and a 43-character base64url string (SHA-256 of i,
+-- unpadded), the shape of the tokens auth.login hands out; only its SHA-256 is stored, as
+-- auth.login does.
 CREATE FUNCTION bench_s.token(i bigint) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT rtrim(translate(encode(sha256(convert_to(i::text, 'UTF8')), 'base64'), '+/', '-_'), '=') $$;
+AS $$ SELECT 'pas_' || rtrim(translate(encode(sha256(convert_to(i::text, 'UTF8')), 'base64'), '+/', '-_'), '=') $$;
 
 -- User k owns sessions 10k-9 .. 10k (ten sessions per user).
 CREATE FUNCTION bench_s.user_id(k bigint) RETURNS uuid

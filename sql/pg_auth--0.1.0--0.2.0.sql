@@ -38,6 +38,33 @@ CREATE OR REPLACE FUNCTION auth.claim(path text) RETURNS text
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$ SELECT auth.jwt() #>> pg_catalog.string_to_array(path, '.') $$;
 
+-- Opaque tokens carry a prefix that says what they are (pas_ session, par_ password reset), so
+-- a token is never classified by its length. Unprefixed sessions from 0.1.0 keep working.
+CREATE FUNCTION auth."new_reset_token"() RETURNS TABLE (
+	"token" TEXT,  /* String */
+	"token_hash" bytea  /* Vec < u8 > */
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'new_reset_token_wrapper';
+CREATE OR REPLACE FUNCTION auth.request_password_reset(email text, valid_for interval DEFAULT '1 hour') RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+    t record;
+BEGIN
+    SELECT id INTO target FROM auth.users u
+    WHERE lower(u.email) = lower(request_password_reset.email) AND NOT u.disabled;
+    IF target IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO t FROM auth.new_reset_token();
+    INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
+    RETURN t.token;
+END
+$$;
+
 -- Login throttling per email, known or not (so a lockout tells nothing about which emails have
 -- accounts): failures counted from failures_since; locked until locked_until. Keyed by the
 -- SHA-256 of the lower-cased email, so mistyped addresses are not kept in clear.

@@ -147,7 +147,7 @@ BEGIN
     IF target IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO t FROM auth.new_token();
+    SELECT * INTO t FROM auth.new_reset_token();
     INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
     RETURN t.token;
 END

@@ -16,7 +16,7 @@ use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Request, Source};
 use crate::response::pgrst_error;
-use crate::session::is_session_token;
+use crate::session::{credential, Credential};
 use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
 use crate::{keyring, published, session_store, sqlstate};
@@ -81,7 +81,7 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
     session_store::forget();
     let (claims, role, held) = match found {
-        Found::Token(token, _) if is_session_token(&token) => {
+        Found::Token(token, _) if credential(&token) == Credential::Session => {
             let (claims, role, held) = session_store::claims_for_token(&token)?;
             (claims, Some(role), Some(held))
         }

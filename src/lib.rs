@@ -54,6 +54,7 @@ extension_sql_file!(
     requires = [
         "identity",
         api::users::hash_token,
+        api::users::new_reset_token,
         api::users::setting,
         session_store::verified_session
     ]

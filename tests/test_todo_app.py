@@ -23,7 +23,7 @@ DBNAME = "pg_auth_todo_e2e"
 MAX_FAILURES = 3
 PASSWORD = "correct horse battery"
 SESSION_LIFETIME = 7 * 24 * 3600  # pg_auth.session_lifetime default
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 256 random bits, base64url without padding
+TOKEN_RE = re.compile(r"^pas_[A-Za-z0-9_-]{43}$")  # session prefix, 256 random bits in base64url
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 JSON_PREFER = {"Prefer": "return=representation"}
 

@@ -98,6 +98,8 @@ SELECT err(format('SELECT auth.authenticate(%L)', r ->> 'jwt')) FROM login2;
 -- Password reset: single use, ends all sessions.
 CREATE TEMP TABLE reset AS SELECT auth.request_password_reset('ALICE@example.com') AS token;
 SELECT auth.request_password_reset('nobody@example.com') IS NULL AS unknown_email_gets_null;
+-- Tokens say what they are by their prefix: a reset token is never looked up as a session.
+SELECT token LIKE 'par\_%' AS reset_prefix, err(format('SELECT auth.authenticate(%L)', token)) FROM reset;
 CREATE TEMP TABLE login3 AS SELECT auth.login('alice@example.com', 'from pgcrypto') AS r;
 SELECT auth.reset_password(token, 'brand new password') FROM reset;
 SELECT err(format('SELECT auth.reset_password(%L, %L)', token, 'again and again')) FROM reset;

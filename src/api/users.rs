@@ -4,6 +4,7 @@ use pgrx::prelude::*;
 
 use crate::error::AuthError;
 use crate::password::{self, Cost};
+use crate::session::TokenKind;
 use crate::settings as s;
 use crate::sqlstate::OrRaise;
 
@@ -47,10 +48,18 @@ fn password_needs_rehash(hash: &str) -> bool {
     password::needs_rehash(hash, cost())
 }
 
-/// A new opaque token (256 bits, base64url) and the SHA-256 to store in its place.
+/// A new session token (its prefix and 256 random bits, base64url) and the SHA-256 to store in
+/// its place. The C symbol of a released function never changes its arguments: SQL of an older
+/// version calls it until `ALTER EXTENSION pg_auth UPDATE`.
 #[pg_extern(volatile, parallel_safe)]
 fn new_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
-    TableIterator::once(crate::session::new_token())
+    TableIterator::once(crate::session::new_token(TokenKind::Session))
+}
+
+/// A new password-reset token and its SHA-256, like `new_token`.
+#[pg_extern(volatile, parallel_safe)]
+fn new_reset_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
+    TableIterator::once(crate::session::new_token(TokenKind::PasswordReset))
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
