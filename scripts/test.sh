@@ -32,5 +32,5 @@ log "SQL-level tests (pg_regress, pg_test/)"
 "$ROOT/pg_test/run.sh"
 
 log "Interoperability, hostile input and end-to-end tests (pytest)"
-export PG_AUTH_POSTGREST="$(ensure_postgrest)"
+export PG_AUTH_POSTGREST="$(ensure_postgrest)" PG_AUTH_PG_BIN="$PG_BIN"
 "$ROOT/.venv/bin/python" -m pytest -q "$ROOT/tests" "$@"

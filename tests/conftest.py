@@ -7,10 +7,22 @@ an empty key ring.
 """
 
 import os
+import subprocess
+from pathlib import Path
 
 import psycopg
 import pytest
 
+
+def _pg_bin() -> Path:
+    """The server's programs (pg_ctl, pg_dump…): PG_AUTH_PG_BIN, set by scripts/test.sh, or
+    what pg_config says."""
+    if os.environ.get("PG_AUTH_PG_BIN"):
+        return Path(os.environ["PG_AUTH_PG_BIN"])
+    return Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
+
+
+PG_BIN = _pg_bin()
 PGHOST = os.environ.get("PGHOST", "127.0.0.1")
 PGPORT = os.environ.get("PGPORT", "5499")
 PGUSER = os.environ.get("PGUSER", "postgres")

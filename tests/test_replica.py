@@ -12,7 +12,8 @@ import time
 import psycopg
 import pytest
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
+from conftest import PG_BIN
+
 PRIMARY_PORT = int(os.environ.get("PGPORT", "5499"))
 STANDBY_PORT = int(os.environ.get("PG_AUTH_STANDBY_PORT", "5497"))
 RUN_DIR = os.environ.get("PG_AUTH_RUN_DIR", "/var/tmp/pg_auth")

@@ -6,10 +6,13 @@ one by scripts/lib.sh, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` builds the 
 new library, as a database upgraded in place has it.
 """
 
+import os
+import subprocess
+
 import psycopg
 import pytest
 
-from conftest import connect, one
+from conftest import PG_BIN, PGHOST, PGPORT, PGUSER, connect, one
 
 OLD = "0.1.0"
 PASSWORD = "correct horse battery staple"
@@ -66,10 +69,8 @@ def describe(conn):
     return [r[0] for r in conn.execute(SCHEMA_DESCRIPTION).fetchall()]
 
 
-@pytest.fixture(scope="module")
-def upgraded():
-    """A 0.1.0 database with data of every kind, then updated; and what was put in."""
-    c = fresh_db("pg_auth_upgrade", OLD)
+def fill_old(c):
+    """Data of every kind in a database at the old version; returns what was put in."""
     assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") == OLD
     c.execute("DO $$ BEGIN CREATE ROLE web_user NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     facts = {}
@@ -92,9 +93,48 @@ def upgraded():
     c.execute("UPDATE auth.users SET failed_logins = 5, failures_since = now(), locked_until = now() + interval '1 hour' WHERE id = %s", (bob,))
     facts["counts"] = counts(c)
     facts.update(alice=alice, bob=bob)
+    return facts
+
+
+@pytest.fixture(scope="module")
+def upgraded():
+    """A 0.1.0 database with data of every kind, then updated in place; and what was put in."""
+    c = fresh_db("pg_auth_upgrade", OLD)
+    facts = fill_old(c)
     c.execute("ALTER EXTENSION pg_auth UPDATE")
     yield c, facts
     c.close()
+
+
+@pytest.fixture(scope="module")
+def restored(tmp_path_factory):
+    """The usual migration path: pg_dump of a 0.1.0 database, restored into a server with the new
+    version installed. The extension is created at the old version first (the dump names no
+    version, and the old tables' rows only fit the old schema), then updated."""
+    source = fresh_db("pg_auth_dump_source", OLD)
+    facts = fill_old(source)
+    source.close()
+    dump = tmp_path_factory.mktemp("dump") / "old.dump"
+    env = {**os.environ, "PGHOST": PGHOST, "PGPORT": str(PGPORT), "PGUSER": PGUSER}
+    subprocess.run([str(PG_BIN / "pg_dump"), "-Fc", "-d", "pg_auth_dump_source", "-f", str(dump)],
+                   env=env, check=True, capture_output=True, timeout=120)
+    c = fresh_db("pg_auth_restored", OLD)
+    # CREATE EXTENSION made schema auth already: restore everything but that entry (README).
+    toc = subprocess.run([str(PG_BIN / "pg_restore"), "-l", str(dump)], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    listing = dump.with_suffix(".list")
+    listing.write_text("".join(line + "\n" for line in toc.splitlines() if " SCHEMA - auth " not in line))
+    proc = subprocess.run([str(PG_BIN / "pg_restore"), "--exit-on-error", "-L", str(listing),
+                           "-d", "pg_auth_restored", str(dump)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    c.execute("ALTER EXTENSION pg_auth UPDATE")
+    yield c, facts
+    c.close()
+
+
+@pytest.fixture(params=["updated-in-place", "dumped-and-restored"])
+def migrated(request):
+    return request.getfixturevalue("upgraded" if request.param == "updated-in-place" else "restored")
 
 
 def counts(c):
@@ -104,14 +144,14 @@ def counts(c):
         'resets', (SELECT count(*) FROM auth.password_resets))""")
 
 
-def test_update_reaches_the_current_version_and_keeps_every_row(upgraded):
-    c, facts = upgraded
+def test_update_reaches_the_current_version_and_keeps_every_row(migrated):
+    c, facts = migrated
     assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") != OLD
     assert counts(c) == facts["counts"]
 
 
-def test_old_credentials_still_work_after_the_update(upgraded):
-    c, facts = upgraded
+def test_old_credentials_still_work_after_the_update(migrated):
+    c, facts = migrated
     c.execute("DO $$ BEGIN GRANT web_user TO CURRENT_USER; END $$")
     with c.transaction():
         claims = one(c, "SELECT auth.authenticate(%s)", (facts["live_token"],))
@@ -124,7 +164,7 @@ def test_old_credentials_still_work_after_the_update(upgraded):
     assert e.value.sqlstate == "PGRST" and "PA015" in str(e.value)
 
 
-def test_upgraded_schema_equals_a_fresh_install(upgraded):
-    c, _ = upgraded
+def test_upgraded_schema_equals_a_fresh_install(migrated):
+    c, _ = migrated
     with fresh_db("pg_auth_fresh") as fresh:
         assert describe(c) == describe(fresh)

@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 import requests
 
+from conftest import PG_BIN
 from postgrest_process import KEEP, PostgRESTProcess, require_binary
 from postgrest_process import describe as describe_exchange
 
@@ -34,7 +35,6 @@ SCHEMA = ROOT / "examples" / "todo" / "schema.sql"
 PGHOST = os.environ.get("PGHOST", "127.0.0.1")
 PGPORT = os.environ.get("PGPORT", "5499")
 PGUSER = os.environ.get("PGUSER", "postgres")
-PG_BIN = Path(os.environ.get("PG_AUTH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 HTTP_TIMEOUT = 10  # seconds, every HTTP request
 COMMAND_TIMEOUT = 60  # seconds for psql, pg_dump, pg_restore
