@@ -65,6 +65,16 @@ BEGIN
 END
 $$;
 
+-- pg_auth's SQL raises its errors through the same table as its Rust code: a SQL client gets
+-- the SQLSTATE (PA015, PA016, PA017, PA018, 28P01), PostgREST the HTTP status and headers.
+CREATE FUNCTION auth."raise_error"(
+	"kind" TEXT, /* & str */
+	"message" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS void
+VOLATILE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'raise_error_wrapper';
+
 -- Login throttling per email, known or not (so a lockout tells nothing about which emails have
 -- accounts): failures counted from failures_since; locked until locked_until. Keyed by the
 -- SHA-256 of the lower-cased email, so mistyped addresses are not kept in clear.
@@ -129,7 +139,7 @@ DECLARE
 BEGIN
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_http(429, 'PA015', format('too many failed logins; try again in %s seconds',
+        PERFORM auth.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     -- No row lock yet: a failed login must not wait where an unknown email would not.
@@ -185,7 +195,7 @@ BEGIN
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.revoked_at IS NULL;
     IF NOT FOUND THEN
-        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     PERFORM auth.add_response_header('Set-Cookie', auth.clearing_cookie());
 END
@@ -221,7 +231,7 @@ BEGIN
       AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
     RETURNING s.id, s.expires_at INTO sid, ends;
     IF ends IS NULL THEN
-        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     PERFORM auth.add_response_header('Set-Cookie',
         auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
@@ -266,17 +276,17 @@ BEGIN
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN
-        PERFORM auth.raise_http(401, '28000', 'sign in first');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     key := auth.email_key(me.email);
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_http(429, 'PA015', format('too many failed attempts; try again in %s seconds',
+        PERFORM auth.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
     IF octet_length(old_password) > 1024 OR NOT auth.verify_password(coalesce(old_password, ''), me.password_hash) THEN
-        PERFORM auth.raise_http(401, '28P01', 'the current password is wrong');
+        PERFORM auth.raise_error('wrong_password', 'the current password is wrong');
     END IF;
     PERFORM auth.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me.id;
@@ -297,7 +307,7 @@ BEGIN
     WHERE r.token_hash = auth.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
     RETURNING r.user_id INTO target;
     IF target IS NULL THEN
-        PERFORM auth.raise_http(400, 'PA016', 'the reset token is invalid, used or expired');
+        PERFORM auth.raise_error('reset_token_invalid');
     END IF;
     UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now()
     WHERE id = target;
@@ -355,7 +365,7 @@ AS $$
 BEGIN
     IF nullif(current_setting('request.headers', true), '') IS NOT NULL
        AND coalesce(lower(split_part(auth.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
-        PERFORM auth.raise_http(415, 'PA018', 'this request must be sent as application/json');
+        PERFORM auth.raise_error('json_required');
     END IF;
 END
 $$;

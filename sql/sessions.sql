@@ -46,7 +46,7 @@ AS $$
 BEGIN
     IF nullif(current_setting('request.headers', true), '') IS NOT NULL
        AND coalesce(lower(split_part(auth.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
-        PERFORM auth.raise_http(415, 'PA018', 'this request must be sent as application/json');
+        PERFORM auth.raise_error('json_required');
     END IF;
 END
 $$;
@@ -73,7 +73,7 @@ DECLARE
 BEGIN
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_http(429, 'PA015', format('too many failed logins; try again in %s seconds',
+        PERFORM auth.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     -- No row lock yet: a failed login must not wait where an unknown email would not.
@@ -147,7 +147,7 @@ BEGIN
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.revoked_at IS NULL;
     IF NOT FOUND THEN
-        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     PERFORM auth.add_response_header('Set-Cookie', auth.clearing_cookie());
 END
@@ -177,7 +177,7 @@ BEGIN
       AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
     RETURNING s.id, s.expires_at INTO sid, ends;
     IF ends IS NULL THEN
-        PERFORM auth.raise_http(401, 'PA017', 'not signed in');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     PERFORM auth.add_response_header('Set-Cookie',
         auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));

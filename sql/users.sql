@@ -114,17 +114,17 @@ BEGIN
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN
-        PERFORM auth.raise_http(401, '28000', 'sign in first');
+        PERFORM auth.raise_error('not_signed_in');
     END IF;
     key := auth.email_key(me.email);
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_http(429, 'PA015', format('too many failed attempts; try again in %s seconds',
+        PERFORM auth.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
     IF octet_length(old_password) > 1024 OR NOT auth.verify_password(coalesce(old_password, ''), me.password_hash) THEN
-        PERFORM auth.raise_http(401, '28P01', 'the current password is wrong');
+        PERFORM auth.raise_error('wrong_password', 'the current password is wrong');
     END IF;
     PERFORM auth.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me.id;
@@ -165,7 +165,7 @@ BEGIN
     WHERE r.token_hash = auth.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
     RETURNING r.user_id INTO target;
     IF target IS NULL THEN
-        PERFORM auth.raise_http(400, 'PA016', 'the reset token is invalid, used or expired');
+        PERFORM auth.raise_error('reset_token_invalid');
     END IF;
     UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now()
     WHERE id = target;

@@ -15,7 +15,6 @@ use crate::error::{AuthError, Result};
 use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Request, Source};
-use crate::response::pgrst_error;
 use crate::session::{credential, Credential};
 use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
@@ -34,14 +33,9 @@ fn authenticate_request() {
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
         let cookie =
             (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
-        if request.from_postgrest() {
-            let code = sqlstate::sqlstate(&err);
-            let (message, detail) = pgrst_error(&err, code, cookie.as_ref());
-            drop((err, cookie, request));
-            sqlstate::raise_raw(pgrst_code(), message, Some(detail), None);
-        }
-        drop((cookie, request));
-        sqlstate::raise(err);
+        let from_postgrest = request.from_postgrest();
+        drop(request);
+        sqlstate::raise_answer(err, from_postgrest, cookie);
     }
 }
 
@@ -211,8 +205,4 @@ fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
         return Err(AuthError::Revoked);
     }
     Ok(())
-}
-
-fn pgrst_code() -> i32 {
-    sqlstate::make_sqlstate("PGRST")
 }

@@ -40,6 +40,16 @@ pub enum AuthError {
     ClaimsChanged,
     /// pg_auth's own tables cannot be read (missing, or the query failed): not the caller's fault.
     Storage(String),
+    /// No session was verified in this transaction (logout, refresh, change_password).
+    NotSignedIn,
+    /// A password check failed (the message says which one).
+    WrongPassword(String),
+    /// Too many failed password checks for this email; the message says how long the lock lasts.
+    TooManyAttempts(String),
+    /// A password-reset token that is unknown, used or expired.
+    ResetTokenInvalid,
+    /// `auth.require_json_request()`: the request was not sent as application/json.
+    JsonRequired,
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -80,6 +90,12 @@ impl fmt::Display for AuthError {
                 f.write_str("session is unknown, expired or revoked; sign in again")
             }
             AuthError::Storage(why) => write!(f, "pg_auth storage unavailable: {why}"),
+            AuthError::NotSignedIn => f.write_str("not signed in"),
+            AuthError::WrongPassword(why) | AuthError::TooManyAttempts(why) => f.write_str(why),
+            AuthError::ResetTokenInvalid => {
+                f.write_str("the reset token is invalid, used or expired")
+            }
+            AuthError::JsonRequired => f.write_str("this request must be sent as application/json"),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
@@ -94,7 +110,10 @@ impl AuthError {
     /// The HTTP status PostgREST answers with when `auth.authenticate()` fails this way.
     pub fn http_status(&self) -> u16 {
         match self {
-            AuthError::RoleNotAllowed(_) => 403,
+            AuthError::RoleNotAllowed(_) | AuthError::ClaimsChanged => 403,
+            AuthError::TooManyAttempts(_) => 429,
+            AuthError::ResetTokenInvalid => 400,
+            AuthError::JsonRequired => 415,
             AuthError::InvalidKey(_)
             | AuthError::Storage(_)
             | AuthError::NoSigningKey

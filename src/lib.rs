@@ -55,6 +55,7 @@ extension_sql_file!(
         "identity",
         api::users::hash_token,
         api::users::new_reset_token,
+        api::users::raise_error,
         api::users::setting,
         session_store::verified_session
     ]

@@ -46,7 +46,9 @@ pub fn www_authenticate(err: &AuthError) -> String {
         })
         .collect();
     match err {
-        AuthError::NoCredentials => "Bearer".to_string(),
+        AuthError::NoCredentials | AuthError::NotSignedIn | AuthError::WrongPassword(_) => {
+            "Bearer".to_string()
+        }
         AuthError::RoleNotAllowed(_) => {
             format!("Bearer error=\"insufficient_scope\", error_description=\"{description}\"")
         }
@@ -61,7 +63,11 @@ pub fn pgrst_error(
     sqlstate: &str,
     clear: Option<&CookieSpec>,
 ) -> (String, String) {
-    let mut headers = json!({ "WWW-Authenticate": www_authenticate(err) });
+    // RFC 9110: a 401 says how to authenticate, a 403 why the token is not enough.
+    let mut headers = match err.http_status() {
+        401 | 403 => json!({ "WWW-Authenticate": www_authenticate(err) }),
+        _ => json!({}),
+    };
     if let Some(spec) = clear {
         headers["Set-Cookie"] = Value::String(spec.clearing());
     }

@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_int, CString};
 use pgrx::pg_sys;
 
 use crate::error::AuthError;
+use crate::response::{pgrst_error, CookieSpec};
 
 pub fn sqlstate(err: &AuthError) -> &'static str {
     match err {
@@ -25,6 +26,11 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::Revoked => "PA014",
         AuthError::SessionInvalid => "PA017",
         AuthError::Storage(_) => "PA019",
+        AuthError::TooManyAttempts(_) => "PA015",
+        AuthError::ResetTokenInvalid => "PA016",
+        AuthError::NotSignedIn => "PA017",
+        AuthError::JsonRequired => "PA018",
+        AuthError::WrongPassword(_) => "28P01",
         AuthError::NoCredentials => "28000",
         AuthError::RoleNotAllowed(_) | AuthError::ClaimsChanged => "42501",
         AuthError::InvalidArgument(_) => "22023",
@@ -102,6 +108,19 @@ pub fn raise_raw(code: c_int, message: String, detail: Option<String>, hint: Opt
     }
 }
 
+/// Raises `err` as the caller will see it: behind PostgREST a `PGRST` error carrying the HTTP
+/// status, `WWW-Authenticate` for a 401/403 and the clearing cookie if any; for any other SQL
+/// client the SQLSTATE itself.
+pub fn raise_answer(err: AuthError, from_postgrest: bool, clear: Option<CookieSpec>) -> ! {
+    if from_postgrest {
+        let (message, detail) = pgrst_error(&err, sqlstate(&err), clear.as_ref());
+        drop((err, clear));
+        raise_raw(make_sqlstate("PGRST"), message, Some(detail), None);
+    }
+    drop(clear);
+    raise(err)
+}
+
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;
 }
@@ -111,6 +130,103 @@ impl<T> OrRaise<T> for Result<T, AuthError> {
         match self {
             Ok(v) => v,
             Err(e) => raise(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// One value of every kind. The match below has no wildcard: a new kind does not compile
+    /// until it is listed here, and so in the README's table.
+    fn every_kind() -> Vec<AuthError> {
+        let kinds = vec![
+            AuthError::MalformedToken(String::new()),
+            AuthError::TokenTooLarge { size: 0, max: 0 },
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid("nbf"),
+            AuthError::WrongAudience,
+            AuthError::WrongIssuer,
+            AuthError::MissingClaim(String::new()),
+            AuthError::InvalidClaim(String::new()),
+            AuthError::UnknownKid(String::new()),
+            AuthError::AlgorithmNotAllowed(String::new()),
+            AuthError::InvalidKey(String::new()),
+            AuthError::NoSigningKey,
+            AuthError::InvalidArgument(String::new()),
+            AuthError::NullArgument("x"),
+            AuthError::NoCredentials,
+            AuthError::Revoked,
+            AuthError::RoleNotAllowed(String::new()),
+            AuthError::SessionInvalid,
+            AuthError::ClaimsChanged,
+            AuthError::Storage(String::new()),
+            AuthError::NotSignedIn,
+            AuthError::WrongPassword(String::new()),
+            AuthError::TooManyAttempts(String::new()),
+            AuthError::ResetTokenInvalid,
+            AuthError::JsonRequired,
+        ];
+        for kind in &kinds {
+            match kind {
+                AuthError::MalformedToken(_)
+                | AuthError::TokenTooLarge { .. }
+                | AuthError::BadSignature
+                | AuthError::Expired
+                | AuthError::NotYetValid(_)
+                | AuthError::WrongAudience
+                | AuthError::WrongIssuer
+                | AuthError::MissingClaim(_)
+                | AuthError::InvalidClaim(_)
+                | AuthError::UnknownKid(_)
+                | AuthError::AlgorithmNotAllowed(_)
+                | AuthError::InvalidKey(_)
+                | AuthError::NoSigningKey
+                | AuthError::InvalidArgument(_)
+                | AuthError::NullArgument(_)
+                | AuthError::NoCredentials
+                | AuthError::Revoked
+                | AuthError::RoleNotAllowed(_)
+                | AuthError::SessionInvalid
+                | AuthError::ClaimsChanged
+                | AuthError::Storage(_)
+                | AuthError::NotSignedIn
+                | AuthError::WrongPassword(_)
+                | AuthError::TooManyAttempts(_)
+                | AuthError::ResetTokenInvalid
+                | AuthError::JsonRequired => {}
+            }
+        }
+        kinds
+    }
+
+    #[test]
+    fn the_readme_error_table_is_the_code_table() {
+        let readme = include_str!("../README.md");
+        let table: HashMap<&str, &str> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let is_sqlstate = code.len() == 5
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+                let status = *cells.get(cells.len().checked_sub(2)?)?;
+                is_sqlstate.then_some((code, status))
+            })
+            .collect();
+        for kind in every_kind() {
+            let code = sqlstate(&kind);
+            let status = kind.http_status().to_string();
+            assert_eq!(
+                table.get(code).copied(),
+                Some(status.as_str()),
+                "{kind:?}: README row for {code}"
+            );
         }
     }
 }

@@ -184,7 +184,7 @@ def test_dump_and_restore_keep_users_sessions_and_keys(databases, tmp_path):
         assert "token" in one(dst, "SELECT auth.login('cat@example.com', 'a brand new password')")
         with pytest.raises(psycopg.Error) as e:
             dst.execute("SELECT auth.reset_password(%s, 'yet another password')", (reset,))
-        assert e.value.sqlstate == "PGRST" and "invalid, used or expired" in str(e.value)
+        assert e.value.sqlstate == "PA016" and "invalid, used or expired" in str(e.value)
         # Logout in the restored database ends the restored session.
         with dst.transaction():
             one(dst, "SELECT auth.authenticate(%s)", (ann1["token"],))
@@ -285,7 +285,7 @@ class Worker(threading.Thread):
             self.expect_refused(conn, i, step, new["token"], "PA017")
 
             if i % 4 == 3:
-                # Logging out again without a session: the PGRST "not signed in" error the
+                # Logging out again without a session: the PA017 "not signed in" error the
                 # sequence implies (auth.logout raises it for PostgREST as a 401).
                 step = "logout without a session"
                 try:
@@ -293,7 +293,7 @@ class Worker(threading.Thread):
                         conn.execute("SELECT auth.logout()")
                     self.unexpected.append(f"{self.name} iteration {i}: logout without a session succeeded")
                 except psycopg.Error as e:
-                    if e.sqlstate == "PGRST" and "not signed in" in str(e):
+                    if e.sqlstate == "PA017" and "not signed in" in str(e):
                         self.expected_refusals += 1
                     else:
                         self.fail(i, step, e)
@@ -382,7 +382,7 @@ def test_racing_refreshes_of_one_session_leave_exactly_one_valid_token(databases
     assert not any(t.is_alive() for t in threads), "racing refreshes hung"
     errors = [r for r in results if r[0] != "ok"]
     # A refresh that lost the race may only fail as "not signed in"; nothing else is acceptable.
-    assert all(r[1] == "PGRST" and "not signed in" in r[2] for r in errors), errors
+    assert all(r[1] == "PA017" and "not signed in" in r[2] for r in errors), errors
     issued = [r[1] for r in results if r[0] == "ok"]
     assert issued, results
     working = [tok for tok in issued if _accepted(admin, tok)]
@@ -424,7 +424,7 @@ def test_a_rotated_token_cannot_refresh_again(databases):
             b_outcome = f"B's refresh with the rotated-away token succeeded (new token {t2[:8]}…)"
         except psycopg.Error as e:
             b.execute("ROLLBACK")
-            assert e.sqlstate == "PGRST" and "not signed in" in str(e), e
+            assert e.sqlstate == "PA017" and "not signed in" in str(e), e
         t1_ok = _accepted(admin, t1)
         assert b_outcome is None and t1_ok, (
             f"{b_outcome}; A's token from the first refresh {'works' if t1_ok else 'no longer works'}")

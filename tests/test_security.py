@@ -64,7 +64,7 @@ def test_claims_set_by_hand_never_select_a_session(admin):
         with pytest.raises(psycopg.Error) as e, admin.transaction():
             admin.execute("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
             admin.execute(f"SELECT {call}")
-        assert e.value.sqlstate == "PGRST" and http_status(e.value) == 401, call
+        assert e.value.sqlstate == "PA017", call  # not signed in
     # The victim's session is untouched: same token, still live.
     assert in_transaction(admin, ("SELECT auth.authenticate(%s) ->> 'sid'", (victim["token"],))) == victim["session_id"]
 
@@ -94,7 +94,7 @@ def test_a_sid_jwt_never_refreshes_into_a_session_cookie(admin):
     with pytest.raises(psycopg.Error) as e, admin.transaction():
         admin.execute("SELECT auth.authenticate(%s)", (victim["jwt"],))
         admin.execute("SELECT auth.refresh()")
-    assert "PA017" in str(e.value)
+    assert e.value.sqlstate == "PA017"
     # It can end its session (logout), which revokes the session cookie too.
     in_transaction(admin, ("SELECT auth.authenticate(%s)", (victim["jwt"],)), ("SELECT auth.logout()", ()))
     assert_sqlstate(admin, "PA017", "SELECT auth.authenticate(%s)", (victim["token"],))
@@ -148,12 +148,12 @@ def test_reset_tokens_end_with_a_reset_and_a_password_change(admin):
     email = one(admin, "SELECT email FROM auth.users WHERE id = %s", (user,))
     first, second = (one(admin, "SELECT auth.request_password_reset(%s)", (email,)) for _ in range(2))
     admin.execute("SELECT auth.reset_password(%s, 'a new password 1')", (first,))
-    assert_sqlstate(admin, "PGRST", "SELECT auth.reset_password(%s, 'a new password 2')", (second,))
+    assert_sqlstate(admin, "PA016", "SELECT auth.reset_password(%s, 'a new password 2')", (second,))
     third = one(admin, "SELECT auth.request_password_reset(%s)", (email,))
     login = one(admin, "SELECT auth.login(%s, 'a new password 1')", (email,))
     in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
                    ("SELECT auth.change_password('a new password 1', 'a new password 3')", ()))
-    assert_sqlstate(admin, "PGRST", "SELECT auth.reset_password(%s, 'a new password 4')", (third,))
+    assert_sqlstate(admin, "PA016", "SELECT auth.reset_password(%s, 'a new password 4')", (third,))
 
 
 def test_change_password_honours_the_login_lockout(admin):
@@ -166,13 +166,13 @@ def test_change_password_honours_the_login_lockout(admin):
             in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
                            ("SELECT auth.change_password(%s, 'whatever new 1')", (old,)))
         except psycopg.Error as e:
-            return http_status(e)
-        return 200
+            return e.sqlstate
+        return "00000"
 
-    assert change("a wrong guess") == 401
+    assert change("a wrong guess") == "28P01"
     for i in range(3):
         one(admin, "SELECT auth.login(%s, %s)", (email, f"wrong {i}"))
-    assert change(PASSWORD) == 429
+    assert change(PASSWORD) == "PA015"
 
 
 def test_a_key_retired_mid_statement_elsewhere_is_refused_next(admin, new_conn):
@@ -230,7 +230,7 @@ def test_authenticator_with_forged_claims_cannot_take_over_a_session(app):
                 c.execute("SELECT set_config('request.jwt.claims', %s, true)",
                           (json.dumps({"role": "web_user", "sub": user, "sid": sid}),))
                 c.execute(f'SELECT api."{fn}"()')
-            assert http_status(e.value) == 401, fn
+            assert e.value.sqlstate == "PA017", fn  # not signed in
     assert victim.me().status_code == 200 and victim.token == token
     victim.close()
 
@@ -295,3 +295,26 @@ def test_a_host_prefixed_cookie_name_defeats_cookie_tossing(admin):
                       (json.dumps(tossed),))
         admin.execute("SELECT auth.authenticate()")
         assert one(admin, "SELECT auth.uid()::text") == victim
+
+
+@pytest.mark.parametrize("kind,code,status", [
+    ("not_signed_in", "PA017", 401), ("wrong_password", "28P01", 401), ("too_many_attempts", "PA015", 429),
+    ("reset_token_invalid", "PA016", 400), ("json_required", "PA018", 415),
+])
+def test_one_error_table_for_sql_clients_and_postgrest(admin, kind, code, status):
+    """Errors raised by pg_auth's SQL go through the same table as its Rust code (issue 9): a SQL
+    client sees the SQLSTATE; behind PostgREST (request.headers set) the PGRST error carries the
+    mapped status, and a 401 says how to authenticate."""
+    assert_sqlstate(admin, code, "SELECT auth.raise_error(%s)", (kind,))
+    with pytest.raises(psycopg.Error) as e, admin.transaction():
+        admin.execute("""SELECT set_config('request.headers', '{"accept": "*/*"}', true)""")
+        admin.execute("SELECT auth.raise_error(%s)", (kind,))
+    assert e.value.sqlstate == "PGRST"
+    body = json.loads(e.value.diag.message_primary)
+    detail = json.loads(e.value.diag.message_detail)
+    assert body["code"] == code and detail["status"] == status == http_status(e.value)
+    assert ("WWW-Authenticate" in detail["headers"]) == (status == 401), detail
+
+
+def test_an_unknown_error_kind_is_an_argument_error(admin):
+    assert_sqlstate(admin, "22023", "SELECT auth.raise_error('no_such_kind')")

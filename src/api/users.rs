@@ -88,3 +88,23 @@ pub(crate) fn setting(name: &str) -> String {
         .ok_or_else(|| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}")))
         .or_raise()
 }
+
+/// Raises one of pg_auth's errors by kind, for its SQL functions, so SQL and Rust share one
+/// table (`crate::sqlstate`, `AuthError::http_status`): a SQL client gets the SQLSTATE, PostgREST
+/// the HTTP status and headers. `message` replaces the kind's own where it has one to give.
+#[pg_extern(volatile)]
+fn raise_error(kind: &str, message: default!(Option<&str>, "NULL")) {
+    let owned = |default: &str| message.unwrap_or(default).to_string();
+    let err = match kind {
+        "not_signed_in" => AuthError::NotSignedIn,
+        "wrong_password" => AuthError::WrongPassword(owned("invalid email or password")),
+        "too_many_attempts" => AuthError::TooManyAttempts(owned("too many failed attempts")),
+        "reset_token_invalid" => AuthError::ResetTokenInvalid,
+        "json_required" => AuthError::JsonRequired,
+        other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
+    };
+    let from_postgrest =
+        crate::request::Request::from_settings(s::current("request.headers").as_deref(), None)
+            .from_postgrest();
+    crate::sqlstate::raise_answer(err, from_postgrest, None)
+}
