@@ -69,10 +69,24 @@ ensure_pgrx() {
 install_extension() {
     ensure_pgrx
     log "Building and installing pg_auth (release)"
-    (cd "$ROOT" && as_root env "PATH=$PATH" "HOME=$HOME" cargo pgrx install --release --pg-config "$PG_CONFIG")
+    (cd "$ROOT" && cargo pgrx package --pg-config "$PG_CONFIG")
+    local staged="$ROOT/target/release/pg_auth-pg$PG_MAJOR" file
+    # Each file is written beside its destination and renamed into place: a backend loading the
+    # library meanwhile sees the old file or the new one, never a missing or half-written one.
+    while IFS= read -r file; do
+        put_atomically "$file" "/${file#"$staged"/}"
+    done < <(find "$staged" -type f)
     # Install scripts of earlier releases, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` and the
-    # upgrade tests work (cargo pgrx installs only the current one and the upgrade scripts).
-    as_root cp "$ROOT"/sql/releases/pg_auth--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+    # upgrade tests work (cargo pgrx packages only the current one and the upgrade scripts).
+    for file in "$ROOT"/sql/releases/pg_auth--*.sql; do
+        put_atomically "$file" "$("$PG_CONFIG" --sharedir)/extension/$(basename "$file")"
+    done
+}
+
+# put_atomically SRC DEST: copy to a temporary name in DEST's directory, then rename(2).
+put_atomically() {
+    as_root install -D -m 644 "$1" "$2.tmp.$$"
+    as_root mv -f "$2.tmp.$$" "$2"
 }
 
 # start_cluster NAME PORT: an initdb'd cluster under $RUN_DIR/NAME run by the postgres user,

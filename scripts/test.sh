@@ -25,7 +25,9 @@ cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$pgrx_data/data"
 # `cargo pgrx test` installed its debug build; the remaining suites test the release build.
 install_extension
 start_cluster test 5499
-# A new .so is only loaded by new backends; restart so no stale library lingers.
+# Two-phase commit is tested (a prepared transaction must end what authenticate held).
+psql -q -d postgres -c "ALTER SYSTEM SET max_prepared_transactions = 10"
+# A new .so is only loaded by new backends; restart so no stale library lingers (and settings apply).
 as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$RUN_DIR/test/data" -w restart -m fast >/dev/null
 
 log "SQL-level tests (pg_regress, pg_test/)"

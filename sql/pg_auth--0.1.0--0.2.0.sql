@@ -24,19 +24,26 @@ CREATE OR REPLACE FUNCTION auth."uid"() RETURNS uuid
 STRICT STABLE PARALLEL RESTRICTED
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'uid_wrapper';
-ALTER FUNCTION auth.role() PARALLEL RESTRICTED;
-ALTER FUNCTION auth.email() PARALLEL RESTRICTED;
-ALTER FUNCTION auth.session_id() PARALLEL RESTRICTED;
+-- Any role calls them with its own search_path: every operator is qualified.
+CREATE OR REPLACE FUNCTION auth.role() RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.->>) 'role' $$;
+CREATE OR REPLACE FUNCTION auth.email() RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.->>) 'email' $$;
+CREATE OR REPLACE FUNCTION auth.session_id() RETURNS uuid
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$ SELECT auth.as_uuid(auth.jwt() OPERATOR(pg_catalog.->>) 'sid') $$;
 -- A text as uuid when it is one, otherwise NULL (never an error inside a policy).
 CREATE OR REPLACE FUNCTION auth.as_uuid(value text) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN value::pg_catalog.uuid END
+    SELECT CASE WHEN value OPERATOR(pg_catalog.~*) '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN value::pg_catalog.uuid END
 $$;
 -- Any claim by dotted path, as text: auth.claim('app_metadata.tenant').
 CREATE OR REPLACE FUNCTION auth.claim(path text) RETURNS text
 LANGUAGE sql STABLE PARALLEL RESTRICTED
-AS $$ SELECT auth.jwt() #>> pg_catalog.string_to_array(path, '.') $$;
+AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.#>>) pg_catalog.string_to_array(path, '.') $$;
 
 -- Opaque tokens carry a prefix that says what they are (pas_ session, par_ password reset), so
 -- a token is never classified by its length. Unprefixed sessions from 0.1.0 keep working.

@@ -42,6 +42,8 @@ pub fn hold(held: Held) {
     if HELD.replace(Some(held)).is_none() {
         register_xact_callback(PgXactCallbackEvent::Commit, forget);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
+        // PREPARE TRANSACTION ends the transaction on this connection without commit or abort.
+        register_xact_callback(PgXactCallbackEvent::Prepare, forget);
     }
 }
 

@@ -318,3 +318,24 @@ def test_one_error_table_for_sql_clients_and_postgrest(admin, kind, code, status
 
 def test_an_unknown_error_kind_is_an_argument_error(admin):
     assert_sqlstate(admin, "22023", "SELECT auth.raise_error('no_such_kind')")
+
+
+def test_prepare_transaction_ends_the_held_session(admin):
+    """Live attack on 0.2.0: after PREPARE TRANSACTION the next transaction on the connection
+    still held the session authenticate verified, so it could refresh (and read the new cookie
+    of) or log out a session it never presented."""
+    assert int(one(admin, "SHOW max_prepared_transactions")) > 0, "the test cluster allows 2PC"
+    _, victim = signed_in(admin, "twophase")
+    gid = f"pg_auth_{uuid.uuid4().hex[:8]}"
+    admin.execute("BEGIN")
+    admin.execute("SELECT auth.authenticate(%s)", (victim["token"],))
+    admin.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        with admin.transaction():
+            assert one(admin, "SELECT count(*) FROM auth.verified_session()") == 0
+            assert one(admin, "SELECT auth.uid()") is None
+        assert_sqlstate(admin, "PA017", "SELECT auth.refresh()")
+        assert_sqlstate(admin, "PA017", "SELECT auth.logout()")
+    finally:
+        admin.execute(f"ROLLBACK PREPARED '{gid}'")
+    assert in_transaction(admin, ("SELECT auth.authenticate(%s) ->> 'sid'", (victim["token"],))) == victim["session_id"]

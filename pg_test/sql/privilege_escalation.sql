@@ -40,6 +40,25 @@ ALTER ROLE regress_mallory SET pg_auth.token_sources = 'header, cookie';
 \c - regress_mallory
 \i sql/include/attack.sql
 
+-- The identity helpers cannot be lied to: operators planted ahead of pg_catalog that answer
+-- another user's values change nothing (they are called with the caller's search_path).
+\c - postgres
+CREATE SCHEMA mallory_lies AUTHORIZATION regress_mallory;
+\c - regress_mallory
+CREATE FUNCTION mallory_lies.get(jsonb, text) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '6f1c2b0e-9a57-4d35-8a3e-2b8f1f0c9d11' $$;
+CREATE FUNCTION mallory_lies.path(jsonb, text[]) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '6f1c2b0e-9a57-4d35-8a3e-2b8f1f0c9d11' $$;
+CREATE FUNCTION mallory_lies.match(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT true $$;
+CREATE OPERATOR mallory_lies.->> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = mallory_lies.get);
+CREATE OPERATOR mallory_lies.#>> (LEFTARG = jsonb, RIGHTARG = text[], FUNCTION = mallory_lies.path);
+CREATE OPERATOR mallory_lies.~* (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory_lies.match);
+SET search_path = mallory_lies, pg_catalog;
+SELECT '{}'::jsonb ->> 'x' AS planted_operator_answers;
+SELECT auth.jwt() AS jwt, auth.uid() AS uid, auth.role() AS role, auth.email() AS email,
+       auth.claim('sub') AS sub, auth.session_id() AS sid, auth.as_uuid('not a uuid') AS as_uuid;
+RESET search_path;
+
 -- Nothing planted ever ran as anyone but its author.
 \c - postgres
 SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'mallory'::regnamespace) > 1000 AS functions_planted,
@@ -51,7 +70,7 @@ SELECT rolsuper AS mallory_is_superuser FROM pg_roles WHERE rolname = 'regress_m
 SELECT who, what, count(*) FROM public.pwn_log GROUP BY 1, 2 ORDER BY 1, 2;
 DROP TABLE public.creds, public.pwn_log;
 SET client_min_messages = warning;
-DROP SCHEMA mallory CASCADE;
+DROP SCHEMA mallory, mallory_lies CASCADE;
 RESET client_min_messages;
 DROP OWNED BY regress_mallory;
 DROP ROLE regress_mallory;
