@@ -5,6 +5,9 @@
 -- this same block; pg_test/sql/privileges.sql lists the result.
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth FROM PUBLIC;
+-- Internal helpers: not even visible to PUBLIC.
+REVOKE ALL ON SCHEMA auth_internal FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_internal FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA auth TO PUBLIC;
 

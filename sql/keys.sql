@@ -38,7 +38,7 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO auth.keys (kid, algorithm, secret, public_jwk, origin, active_from)
     SELECT m.kid, m.algorithm, m.secret, m.public_jwk, 'generated', coalesce(generate_key.active_from, now())
-    FROM auth.new_key_material(generate_key.algorithm, generate_key.kid) AS m
+    FROM auth_internal.new_key_material(generate_key.algorithm, generate_key.kid) AS m
     RETURNING kid
 $$;
 
@@ -54,7 +54,7 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO auth.keys AS k (kid, algorithm, secret, public_jwk, active_from)
     SELECT d.kid, d.algorithm, d.secret, d.public_jwk, coalesce(add_key.active_from, now())
-    FROM auth.describe_key(add_key.key, add_key.kid, add_key.algorithm) AS d
+    FROM auth_internal.describe_key(add_key.key, add_key.kid, add_key.algorithm) AS d
     ON CONFLICT ON CONSTRAINT keys_pkey DO UPDATE
         SET algorithm = excluded.algorithm, secret = excluded.secret, public_jwk = excluded.public_jwk,
             active_from = excluded.active_from, retire_after = NULL
@@ -71,7 +71,7 @@ DECLARE
     clash text;
 BEGIN
     SELECT d.kid INTO clash
-    FROM auth.describe_key(add_jwks.jwks::text) AS d JOIN auth.keys k ON k.kid = d.kid
+    FROM auth_internal.describe_key(add_jwks.jwks::text) AS d JOIN auth.keys k ON k.kid = d.kid
     WHERE k.secret IS NOT NULL OR k.origin <> 'imported'
     LIMIT 1;
     IF clash IS NOT NULL THEN
@@ -81,7 +81,7 @@ BEGIN
     RETURN QUERY
     INSERT INTO auth.keys AS k (kid, algorithm, secret, public_jwk)
     SELECT d.kid, d.algorithm, d.secret, d.public_jwk
-    FROM auth.describe_key(add_jwks.jwks::text) AS d
+    FROM auth_internal.describe_key(add_jwks.jwks::text) AS d
     ON CONFLICT ON CONSTRAINT keys_pkey DO UPDATE
         SET algorithm = excluded.algorithm, public_jwk = excluded.public_jwk, retire_after = NULL
     RETURNING k.kid;

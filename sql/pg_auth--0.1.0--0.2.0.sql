@@ -3,6 +3,25 @@
 -- Nothing is lost: users, sessions, keys, revocations and reset tokens keep every row; login
 -- lockouts move from auth.users to auth.login_attempts.
 
+-- Internal helpers live in schema auth_internal, which PUBLIC cannot even look into: schema
+-- auth holds only the API. Moving a function keeps its C symbol, so nothing is recompiled.
+CREATE SCHEMA auth_internal;
+REVOKE ALL ON SCHEMA auth_internal FROM PUBLIC;
+ALTER FUNCTION auth.add_response_header(text, text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.check_new_password(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.clearing_cookie() SET SCHEMA auth_internal;
+ALTER FUNCTION auth.describe_key(text, text, text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.hash_password(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.hash_token(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.new_key_material(text, text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.new_token() SET SCHEMA auth_internal;
+ALTER FUNCTION auth.password_needs_rehash(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.request_header(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.session_cookie(text, integer) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.session_token_hash() SET SCHEMA auth_internal;
+ALTER FUNCTION auth.setting(text) SET SCHEMA auth_internal;
+ALTER FUNCTION auth.verify_password(text, text) SET SCHEMA auth_internal;
+
 -- Which session a transaction holds is backend-local state set by auth.authenticate.
 -- pg_auth::session_store::verified_session
 CREATE FUNCTION auth."verified_session"() RETURNS TABLE (
@@ -47,7 +66,7 @@ AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.#>>) pg_catalog.string_to_array(path
 
 -- Opaque tokens carry a prefix that says what they are (pas_ session, par_ password reset), so
 -- a token is never classified by its length. Unprefixed sessions from 0.1.0 keep working.
-CREATE FUNCTION auth."new_reset_token"() RETURNS TABLE (
+CREATE FUNCTION auth_internal."new_reset_token"() RETURNS TABLE (
 	"token" TEXT,  /* String */
 	"token_hash" bytea  /* Vec < u8 > */
 )
@@ -66,7 +85,7 @@ BEGIN
     IF target IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO t FROM auth.new_reset_token();
+    SELECT * INTO t FROM auth_internal.new_reset_token();
     INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
     RETURN t.token;
 END
@@ -74,13 +93,86 @@ $$;
 
 -- pg_auth's SQL raises its errors through the same table as its Rust code: a SQL client gets
 -- the SQLSTATE (PA015, PA016, PA017, PA018, 28P01), PostgREST the HTTP status and headers.
-CREATE FUNCTION auth."raise_error"(
+CREATE FUNCTION auth_internal."raise_error"(
 	"kind" TEXT, /* & str */
 	"message" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS void
 VOLATILE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'raise_error_wrapper';
+
+
+-- Functions that call the moved helpers, now by their new schema.
+CREATE OR REPLACE FUNCTION auth_internal.check_new_password(password text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF password IS NULL OR length(password) < auth_internal.setting('password_min_length')::int THEN
+        RAISE EXCEPTION 'password must have at least % characters', auth_internal.setting('password_min_length')
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- Creates a user and returns its id. The role defaults to pg_auth.user_role.
+CREATE OR REPLACE FUNCTION auth.register(
+    email    text,
+    password text,
+    username text DEFAULT NULL,
+    role     text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}'
+) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+BEGIN
+    IF register.email IS NULL OR register.email !~ '^[^@\s]+@[^@\s]+$' OR length(register.email) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+    PERFORM auth_internal.check_new_password(register.password);
+    INSERT INTO auth.users (email, username, password_hash, role, metadata)
+    VALUES (register.email, register.username, auth_internal.hash_password(register.password),
+            coalesce(register.role, auth_internal.setting('user_role')), coalesce(register.metadata, '{}'))
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'a user with this email or username already exists' USING ERRCODE = '23505';
+END
+$$;
+
+-- Generates a key in the database and returns its kid.
+CREATE OR REPLACE FUNCTION auth.generate_key(
+    algorithm   text,
+    kid         text DEFAULT NULL,
+    active_from timestamptz DEFAULT now()
+) RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO auth.keys (kid, algorithm, secret, public_jwk, origin, active_from)
+    SELECT m.kid, m.algorithm, m.secret, m.public_jwk, 'generated', coalesce(generate_key.active_from, now())
+    FROM auth_internal.new_key_material(generate_key.algorithm, generate_key.kid) AS m
+    RETURNING kid
+$$;
+
+-- Adds one external key (secret, PEM, JWK): a public key to verify with, or a private one to
+-- sign with too. Returns its kid. Re-adding a kid replaces its key.
+CREATE OR REPLACE FUNCTION auth.add_key(
+    key         text,
+    kid         text DEFAULT NULL,
+    algorithm   text DEFAULT NULL,
+    active_from timestamptz DEFAULT now()
+) RETURNS text
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO auth.keys AS k (kid, algorithm, secret, public_jwk, active_from)
+    SELECT d.kid, d.algorithm, d.secret, d.public_jwk, coalesce(add_key.active_from, now())
+    FROM auth_internal.describe_key(add_key.key, add_key.kid, add_key.algorithm) AS d
+    ON CONFLICT ON CONSTRAINT keys_pkey DO UPDATE
+        SET algorithm = excluded.algorithm, secret = excluded.secret, public_jwk = excluded.public_jwk,
+            active_from = excluded.active_from, retire_after = NULL
+    RETURNING k.kid
+$$;
 
 -- Login throttling per email, known or not (so a lockout tells nothing about which emails have
 -- accounts): failures counted from failures_since; locked until locked_until. Keyed by the
@@ -95,33 +187,33 @@ REVOKE ALL ON auth.login_attempts FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.login_attempts', '');
 
 INSERT INTO auth.login_attempts (email_key, failed_logins, failures_since, locked_until)
-SELECT auth.hash_token(lower(u.email)), u.failed_logins, u.failures_since, u.locked_until
+SELECT auth_internal.hash_token(lower(u.email)), u.failed_logins, u.failures_since, u.locked_until
 FROM auth.users u WHERE u.failed_logins > 0 OR u.locked_until IS NOT NULL
 ON CONFLICT (email_key) DO NOTHING;
 ALTER TABLE auth.users DROP COLUMN failed_logins, DROP COLUMN failures_since, DROP COLUMN locked_until;
 
 -- The key of an email in auth.login_attempts.
-CREATE OR REPLACE FUNCTION auth.email_key(email text) RETURNS bytea
+CREATE OR REPLACE FUNCTION auth_internal.email_key(email text) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.hash_token(lower(coalesce(email, ''))) $$;
+AS $$ SELECT auth_internal.hash_token(lower(coalesce(email, ''))) $$;
 
 DROP FUNCTION auth.record_failed_login(uuid);
 -- Counts a failed sign-in (or password check) for an email, known or not, and locks it after
 -- pg_auth.login_max_failures failures within pg_auth.login_failure_window.
-CREATE OR REPLACE FUNCTION auth.record_failed_login(email_key bytea) RETURNS void
+CREATE OR REPLACE FUNCTION auth_internal.record_failed_login(email_key bytea) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO auth.login_attempts AS a (email_key, failed_logins, failures_since)
     VALUES (record_failed_login.email_key, 1, now())
     ON CONFLICT (email_key) DO UPDATE
-    SET failed_logins = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+    SET failed_logins = CASE WHEN a.failures_since > now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
                              THEN a.failed_logins + 1 ELSE 1 END,
-        failures_since = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+        failures_since = CASE WHEN a.failures_since > now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
                               THEN a.failures_since ELSE now() END;
     UPDATE auth.login_attempts a
-    SET locked_until = now() + make_interval(secs => auth.setting('login_cooldown')::int)
+    SET locked_until = now() + make_interval(secs => auth_internal.setting('login_cooldown')::int)
     WHERE a.email_key = record_failed_login.email_key
-      AND a.failed_logins >= auth.setting('login_max_failures')::int;
+      AND a.failed_logins >= auth_internal.setting('login_max_failures')::int;
 $$;
 
 -- Signs in. On success: a new session, its cookie appended to response.headers, and
@@ -136,27 +228,27 @@ AS $$
 DECLARE
     u auth.users;
     t record;
-    key bytea := auth.email_key(login.email);
+    key bytea := auth_internal.email_key(login.email);
     locked timestamptz;
     ok boolean;
     new_session uuid;
-    lifetime integer := auth.setting('session_lifetime')::int;
-    idle integer := auth.setting('session_idle_timeout')::int;
+    lifetime integer := auth_internal.setting('session_lifetime')::int;
+    idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
 BEGIN
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     -- No row lock yet: a failed login must not wait where an unknown email would not.
     SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
     IF octet_length(login.password) > 1024 THEN
         -- Over the length limit: the same cost and answer as a wrong password.
-        ok := auth.verify_password('', NULL);
+        ok := auth_internal.verify_password('', NULL);
     ELSE
         -- Unknown emails cost one password check too (verify_password with a NULL hash).
-        ok := auth.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
+        ok := auth_internal.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
     END IF;
     IF ok THEN
         -- Locked only now, and checked again: a user disabled meanwhile gets no session.
@@ -164,28 +256,28 @@ BEGIN
         ok := FOUND;
     END IF;
     IF NOT ok THEN
-        PERFORM auth.record_failed_login(key);
+        PERFORM auth_internal.record_failed_login(key);
         PERFORM set_config('response.status', '401', true);
         RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
-    UPDATE auth.users SET password_hash = CASE WHEN auth.password_needs_rehash(password_hash)
-                                               THEN auth.hash_password(login.password) ELSE password_hash END
+    UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
+                                               THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
-    SELECT * INTO t FROM auth.new_token();
+    SELECT * INTO t FROM auth_internal.new_token();
     INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
     VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
-            left(auth.request_header('user-agent'), 512),
-            left(coalesce(split_part(auth.request_header('x-forwarded-for'), ',', 1), auth.request_header('x-real-ip')), 64))
+            left(auth_internal.request_header('user-agent'), 512),
+            left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1), auth_internal.request_header('x-real-ip')), 64))
     RETURNING id INTO new_session;
-    PERFORM auth.add_response_header('Set-Cookie', auth.session_cookie(t.token, lifetime));
+    PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime));
     IF return_jwt THEN
         result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
             'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
             'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth.setting('jwt_lifetime')::int)));
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int)));
     END IF;
     RETURN result;
 END
@@ -202,9 +294,9 @@ BEGIN
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.revoked_at IS NULL;
     IF NOT FOUND THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    PERFORM auth.add_response_header('Set-Cookie', auth.clearing_cookie());
+    PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.clearing_cookie());
 END
 $$;
 
@@ -227,21 +319,21 @@ DECLARE
     sid uuid;
     ends timestamptz;
 BEGIN
-    SELECT * INTO t FROM auth.new_token();
+    SELECT * INTO t FROM auth_internal.new_token();
     UPDATE auth.sessions s
     SET token_hash = t.token_hash, refreshed_at = now(),
         previous_token_hash = s.token_hash,
-        previous_valid_until = now() + make_interval(secs => auth.setting('refresh_grace_period')::int),
-        idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
+        previous_valid_until = now() + make_interval(secs => auth_internal.setting('refresh_grace_period')::int),
+        idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth_internal.setting('session_idle_timeout')::int))
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.token_hash = v.token_hash
       AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
     RETURNING s.id, s.expires_at INTO sid, ends;
     IF ends IS NULL THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    PERFORM auth.add_response_header('Set-Cookie',
-        auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
+    PERFORM auth_internal.add_response_header('Set-Cookie',
+        auth_internal.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
     RETURN jsonb_build_object('session_id', sid, 'token', t.token, 'expires_at', ends);
 END
 $$;
@@ -260,7 +352,7 @@ AS $$
     ), a AS (
         DELETE FROM auth.login_attempts
         WHERE coalesce(locked_until, '-infinity') < now()
-          AND failures_since < now() - make_interval(secs => auth.setting('login_failure_window')::int)
+          AND failures_since < now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + auth.cleanup_revoked_tokens()
@@ -283,20 +375,20 @@ BEGIN
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    key := auth.email_key(me.email);
+    key := auth_internal.email_key(me.email);
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
-    IF octet_length(old_password) > 1024 OR NOT auth.verify_password(coalesce(old_password, ''), me.password_hash) THEN
-        PERFORM auth.raise_error('wrong_password', 'the current password is wrong');
+    IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
+        PERFORM auth_internal.raise_error('wrong_password', 'the current password is wrong');
     END IF;
-    PERFORM auth.check_new_password(new_password);
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me.id;
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
     PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
     DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
 END
@@ -309,16 +401,16 @@ AS $$
 DECLARE
     target uuid;
 BEGIN
-    PERFORM auth.check_new_password(new_password);
+    PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.password_resets r SET used_at = now()
-    WHERE r.token_hash = auth.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
+    WHERE r.token_hash = auth_internal.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
     RETURNING r.user_id INTO target;
     IF target IS NULL THEN
-        PERFORM auth.raise_error('reset_token_invalid');
+        PERFORM auth_internal.raise_error('reset_token_invalid');
     END IF;
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now()
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now()
     WHERE id = target;
-    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth.email_key(u.email);
+    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth_internal.email_key(u.email);
     -- Every other reset token of the user ends with this one.
     DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
     PERFORM auth.revoke_user_sessions(target);
@@ -346,7 +438,7 @@ DECLARE
     clash text;
 BEGIN
     SELECT d.kid INTO clash
-    FROM auth.describe_key(add_jwks.jwks::text) AS d JOIN auth.keys k ON k.kid = d.kid
+    FROM auth_internal.describe_key(add_jwks.jwks::text) AS d JOIN auth.keys k ON k.kid = d.kid
     WHERE k.secret IS NOT NULL OR k.origin <> 'imported'
     LIMIT 1;
     IF clash IS NOT NULL THEN
@@ -356,7 +448,7 @@ BEGIN
     RETURN QUERY
     INSERT INTO auth.keys AS k (kid, algorithm, secret, public_jwk)
     SELECT d.kid, d.algorithm, d.secret, d.public_jwk
-    FROM auth.describe_key(add_jwks.jwks::text) AS d
+    FROM auth_internal.describe_key(add_jwks.jwks::text) AS d
     ON CONFLICT ON CONSTRAINT keys_pkey DO UPDATE
         SET algorithm = excluded.algorithm, public_jwk = excluded.public_jwk, retire_after = NULL
     RETURNING k.kid;
@@ -371,14 +463,16 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF nullif(current_setting('request.headers', true), '') IS NOT NULL
-       AND coalesce(lower(split_part(auth.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
-        PERFORM auth.raise_error('json_required');
+       AND coalesce(lower(split_part(auth_internal.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
+        PERFORM auth_internal.raise_error('json_required');
     END IF;
 END
 $$;
 
 -- Closed by default (the same block ends every version).
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth FROM PUBLIC;
+REVOKE ALL ON SCHEMA auth_internal FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth_internal FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA auth TO PUBLIC;
 

@@ -24,7 +24,7 @@ REVOKE ALL ON auth.sessions FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.sessions', '');
 
 -- Appends one header to PostgREST's response.headers (a JSON array of one-key objects).
-CREATE FUNCTION auth.add_response_header(name text, value text) RETURNS void
+CREATE FUNCTION auth_internal.add_response_header(name text, value text) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT set_config('response.headers',
@@ -33,7 +33,7 @@ AS $$
 $$;
 
 -- A request header as PostgREST passed it (names are lower case), or NULL.
-CREATE FUNCTION auth.request_header(name text) RETURNS text
+CREATE FUNCTION auth_internal.request_header(name text) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name) $$;
 
@@ -45,8 +45,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF nullif(current_setting('request.headers', true), '') IS NOT NULL
-       AND coalesce(lower(split_part(auth.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
-        PERFORM auth.raise_error('json_required');
+       AND coalesce(lower(split_part(auth_internal.request_header('content-type'), ';', 1)), '') <> 'application/json' THEN
+        PERFORM auth_internal.raise_error('json_required');
     END IF;
 END
 $$;
@@ -63,27 +63,27 @@ AS $$
 DECLARE
     u auth.users;
     t record;
-    key bytea := auth.email_key(login.email);
+    key bytea := auth_internal.email_key(login.email);
     locked timestamptz;
     ok boolean;
     new_session uuid;
-    lifetime integer := auth.setting('session_lifetime')::int;
-    idle integer := auth.setting('session_idle_timeout')::int;
+    lifetime integer := auth_internal.setting('session_lifetime')::int;
+    idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
 BEGIN
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     -- No row lock yet: a failed login must not wait where an unknown email would not.
     SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
     IF octet_length(login.password) > 1024 THEN
         -- Over the length limit: the same cost and answer as a wrong password.
-        ok := auth.verify_password('', NULL);
+        ok := auth_internal.verify_password('', NULL);
     ELSE
         -- Unknown emails cost one password check too (verify_password with a NULL hash).
-        ok := auth.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
+        ok := auth_internal.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
     END IF;
     IF ok THEN
         -- Locked only now, and checked again: a user disabled meanwhile gets no session.
@@ -91,28 +91,28 @@ BEGIN
         ok := FOUND;
     END IF;
     IF NOT ok THEN
-        PERFORM auth.record_failed_login(key);
+        PERFORM auth_internal.record_failed_login(key);
         PERFORM set_config('response.status', '401', true);
         RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
-    UPDATE auth.users SET password_hash = CASE WHEN auth.password_needs_rehash(password_hash)
-                                               THEN auth.hash_password(login.password) ELSE password_hash END
+    UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
+                                               THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
-    SELECT * INTO t FROM auth.new_token();
+    SELECT * INTO t FROM auth_internal.new_token();
     INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
     VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
-            left(auth.request_header('user-agent'), 512),
-            left(coalesce(split_part(auth.request_header('x-forwarded-for'), ',', 1), auth.request_header('x-real-ip')), 64))
+            left(auth_internal.request_header('user-agent'), 512),
+            left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1), auth_internal.request_header('x-real-ip')), 64))
     RETURNING id INTO new_session;
-    PERFORM auth.add_response_header('Set-Cookie', auth.session_cookie(t.token, lifetime));
+    PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime));
     IF return_jwt THEN
         result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
             'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
             'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth.setting('jwt_lifetime')::int)));
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int)));
     END IF;
     RETURN result;
 END
@@ -120,20 +120,20 @@ $$;
 
 -- Counts a failed sign-in (or password check) for an email, known or not, and locks it after
 -- pg_auth.login_max_failures failures within pg_auth.login_failure_window.
-CREATE FUNCTION auth.record_failed_login(email_key bytea) RETURNS void
+CREATE FUNCTION auth_internal.record_failed_login(email_key bytea) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO auth.login_attempts AS a (email_key, failed_logins, failures_since)
     VALUES (record_failed_login.email_key, 1, now())
     ON CONFLICT (email_key) DO UPDATE
-    SET failed_logins = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+    SET failed_logins = CASE WHEN a.failures_since > now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
                              THEN a.failed_logins + 1 ELSE 1 END,
-        failures_since = CASE WHEN a.failures_since > now() - make_interval(secs => auth.setting('login_failure_window')::int)
+        failures_since = CASE WHEN a.failures_since > now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
                               THEN a.failures_since ELSE now() END;
     UPDATE auth.login_attempts a
-    SET locked_until = now() + make_interval(secs => auth.setting('login_cooldown')::int)
+    SET locked_until = now() + make_interval(secs => auth_internal.setting('login_cooldown')::int)
     WHERE a.email_key = record_failed_login.email_key
-      AND a.failed_logins >= auth.setting('login_max_failures')::int;
+      AND a.failed_logins >= auth_internal.setting('login_max_failures')::int;
 $$;
 
 -- Ends the current session and clears the cookie. 401 when not signed in with a session.
@@ -147,9 +147,9 @@ BEGIN
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.revoked_at IS NULL;
     IF NOT FOUND THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    PERFORM auth.add_response_header('Set-Cookie', auth.clearing_cookie());
+    PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.clearing_cookie());
 END
 $$;
 
@@ -166,21 +166,21 @@ DECLARE
     sid uuid;
     ends timestamptz;
 BEGIN
-    SELECT * INTO t FROM auth.new_token();
+    SELECT * INTO t FROM auth_internal.new_token();
     UPDATE auth.sessions s
     SET token_hash = t.token_hash, refreshed_at = now(),
         previous_token_hash = s.token_hash,
-        previous_valid_until = now() + make_interval(secs => auth.setting('refresh_grace_period')::int),
-        idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth.setting('session_idle_timeout')::int))
+        previous_valid_until = now() + make_interval(secs => auth_internal.setting('refresh_grace_period')::int),
+        idle_expires_at = least(s.expires_at, now() + make_interval(secs => auth_internal.setting('session_idle_timeout')::int))
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.token_hash = v.token_hash
       AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
     RETURNING s.id, s.expires_at INTO sid, ends;
     IF ends IS NULL THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    PERFORM auth.add_response_header('Set-Cookie',
-        auth.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
+    PERFORM auth_internal.add_response_header('Set-Cookie',
+        auth_internal.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
     RETURN jsonb_build_object('session_id', sid, 'token', t.token, 'expires_at', ends);
 END
 $$;
@@ -222,7 +222,7 @@ AS $$
     ), a AS (
         DELETE FROM auth.login_attempts
         WHERE coalesce(locked_until, '-infinity') < now()
-          AND failures_since < now() - make_interval(secs => auth.setting('login_failure_window')::int)
+          AND failures_since < now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + auth.cleanup_revoked_tokens()

@@ -32,9 +32,9 @@ REVOKE ALL ON auth.login_attempts FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.login_attempts', '');
 
 -- The key of an email in auth.login_attempts.
-CREATE FUNCTION auth.email_key(email text) RETURNS bytea
+CREATE FUNCTION auth_internal.email_key(email text) RETURNS bytea
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.hash_token(lower(coalesce(email, ''))) $$;
+AS $$ SELECT auth_internal.hash_token(lower(coalesce(email, ''))) $$;
 
 CREATE TABLE auth.password_resets (
     token_hash bytea PRIMARY KEY,
@@ -59,12 +59,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION auth.check_new_password(password text) RETURNS void
+CREATE FUNCTION auth_internal.check_new_password(password text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF password IS NULL OR length(password) < auth.setting('password_min_length')::int THEN
-        RAISE EXCEPTION 'password must have at least % characters', auth.setting('password_min_length')
+    IF password IS NULL OR length(password) < auth_internal.setting('password_min_length')::int THEN
+        RAISE EXCEPTION 'password must have at least % characters', auth_internal.setting('password_min_length')
             USING ERRCODE = '22023';
     END IF;
 END
@@ -86,10 +86,10 @@ BEGIN
     IF register.email IS NULL OR register.email !~ '^[^@\s]+@[^@\s]+$' OR length(register.email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
-    PERFORM auth.check_new_password(register.password);
+    PERFORM auth_internal.check_new_password(register.password);
     INSERT INTO auth.users (email, username, password_hash, role, metadata)
-    VALUES (register.email, register.username, auth.hash_password(register.password),
-            coalesce(register.role, auth.setting('user_role')), coalesce(register.metadata, '{}'))
+    VALUES (register.email, register.username, auth_internal.hash_password(register.password),
+            coalesce(register.role, auth_internal.setting('user_role')), coalesce(register.metadata, '{}'))
     RETURNING id INTO new_id;
     RETURN new_id;
 EXCEPTION WHEN unique_violation THEN
@@ -114,20 +114,20 @@ BEGIN
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
-    key := auth.email_key(me.email);
+    key := auth_internal.email_key(me.email);
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
-        PERFORM auth.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
     PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
-    IF octet_length(old_password) > 1024 OR NOT auth.verify_password(coalesce(old_password, ''), me.password_hash) THEN
-        PERFORM auth.raise_error('wrong_password', 'the current password is wrong');
+    IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
+        PERFORM auth_internal.raise_error('wrong_password', 'the current password is wrong');
     END IF;
-    PERFORM auth.check_new_password(new_password);
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now() WHERE id = me.id;
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
     PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
     DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
 END
@@ -147,7 +147,7 @@ BEGIN
     IF target IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT * INTO t FROM auth.new_reset_token();
+    SELECT * INTO t FROM auth_internal.new_reset_token();
     INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
     RETURN t.token;
 END
@@ -160,16 +160,16 @@ AS $$
 DECLARE
     target uuid;
 BEGIN
-    PERFORM auth.check_new_password(new_password);
+    PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.password_resets r SET used_at = now()
-    WHERE r.token_hash = auth.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
+    WHERE r.token_hash = auth_internal.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
     RETURNING r.user_id INTO target;
     IF target IS NULL THEN
-        PERFORM auth.raise_error('reset_token_invalid');
+        PERFORM auth_internal.raise_error('reset_token_invalid');
     END IF;
-    UPDATE auth.users SET password_hash = auth.hash_password(new_password), updated_at = now()
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now()
     WHERE id = target;
-    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth.email_key(u.email);
+    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth_internal.email_key(u.email);
     -- Every other reset token of the user ends with this one.
     DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
     PERFORM auth.revoke_user_sessions(target);

@@ -38,8 +38,8 @@ extension_sql_file!(
     name = "keys",
     requires = [
         keyring::keys_changed,
-        api::keys::new_key_material,
-        api::keys::describe_key
+        api::keys::auth_internal::new_key_material,
+        api::keys::auth_internal::describe_key
     ]
 );
 extension_sql_file!("../sql/revocation.sql", name = "revocation");
@@ -53,10 +53,10 @@ extension_sql_file!(
     name = "users",
     requires = [
         "identity",
-        api::users::hash_token,
-        api::users::new_reset_token,
-        api::users::raise_error,
-        api::users::setting,
+        api::users::auth_internal::hash_token,
+        api::users::auth_internal::new_reset_token,
+        api::users::auth_internal::raise_error,
+        api::users::auth_internal::setting,
         session_store::verified_session
     ]
 );
@@ -66,8 +66,8 @@ extension_sql_file!(
     requires = [
         "users",
         "revocation",
-        api::users::setting,
-        api::users::clearing_cookie,
+        api::users::auth_internal::setting,
+        api::users::auth_internal::clearing_cookie,
         session_store::verified_session
     ]
 );

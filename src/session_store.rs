@@ -47,13 +47,6 @@ pub fn hold(held: Held) {
     }
 }
 
-/// SHA-256 of the session token this transaction authenticated with (NULL for none, and for a
-/// JWT). Kept for the 0.1.0 SQL; `auth.verified_session()` says more.
-#[pg_extern(volatile)]
-pub(crate) fn session_token_hash() -> Option<Vec<u8>> {
-    HELD.with_borrow(|h| h.as_ref().and_then(|h| h.token_hash.clone()))
-}
-
 /// The session and user `auth.authenticate` verified in this transaction (no row when none),
 /// and the hash of the session token presented (NULL for a `sid`-bound JWT).
 #[pg_extern(volatile)]
@@ -155,4 +148,17 @@ pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<Optio
         user_id,
         token_hash: None,
     }))
+}
+
+/// Kept for the SQL of 0.1.0 until `ALTER EXTENSION pg_auth UPDATE`; internal.
+#[pg_schema]
+mod auth_internal {
+    use super::*;
+
+    /// SHA-256 of the session token this transaction authenticated with (NULL for none, and for a
+    /// JWT). Kept for the 0.1.0 SQL; `auth.verified_session()` says more.
+    #[pg_extern(volatile)]
+    pub(crate) fn session_token_hash() -> Option<Vec<u8>> {
+        HELD.with_borrow(|h| h.as_ref().and_then(|h| h.token_hash.clone()))
+    }
 }

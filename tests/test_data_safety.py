@@ -177,7 +177,7 @@ def test_dump_and_restore_keep_users_sessions_and_keys(databases, tmp_path):
         assert one(dst, "SELECT count(*) FROM jsonb_array_elements(auth.jwks() -> 'keys')") == 1  # ES256 only
         # Passwords, throttling counters and reset tokens came along.
         assert one(dst, "SELECT a.failed_logins FROM auth.login_attempts a JOIN auth.users u"
-                        " ON a.email_key = auth.email_key(u.email) WHERE u.id = %s", (bob,)) == 1
+                        " ON a.email_key = auth_internal.email_key(u.email) WHERE u.id = %s", (bob,)) == 1
         new_login = one(dst, "SELECT auth.login('ann@example.com', %s)", (PASSWORD,))
         assert authenticate(dst, new_login["token"])["uid"] == ann
         dst.execute("SELECT auth.reset_password(%s, 'a brand new password')", (reset,))
@@ -344,7 +344,7 @@ def test_concurrent_logins_refreshes_and_logouts_on_one_account(databases):
         assert authenticate(admin, tok)["sid"] == sid
     # The account is neither locked nor re-hashed by the churn.
     state = admin.execute(
-        "SELECT (SELECT count(*) FROM auth.login_attempts a WHERE a.email_key = auth.email_key(u.email)),"
+        "SELECT (SELECT count(*) FROM auth.login_attempts a WHERE a.email_key = auth_internal.email_key(u.email)),"
         " password_hash FROM auth.users u WHERE id = %s", (uid,)
     ).fetchone()
     assert state == (0, hash_before)

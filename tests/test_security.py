@@ -108,7 +108,7 @@ def test_a_sid_jwt_dies_with_its_session_idle_expiry(admin):
 
 
 def test_an_identity_providers_sid_is_not_one_of_ours(admin):
-    material = admin.execute("SELECT secret, public_jwk::text FROM auth.new_key_material('ES256')").fetchone()
+    material = admin.execute("SELECT secret, public_jwk::text FROM auth_internal.new_key_material('ES256')").fetchone()
     kid = one(admin, "SELECT auth.add_key(%s, 'sec-idp')", (material[1],))
     try:
         claims = {"sub": "idp-user", "role": "sec_user", "sid": "keycloak-session-42"}
@@ -305,10 +305,10 @@ def test_one_error_table_for_sql_clients_and_postgrest(admin, kind, code, status
     """Errors raised by pg_auth's SQL go through the same table as its Rust code (issue 9): a SQL
     client sees the SQLSTATE; behind PostgREST (request.headers set) the PGRST error carries the
     mapped status, and a 401 says how to authenticate."""
-    assert_sqlstate(admin, code, "SELECT auth.raise_error(%s)", (kind,))
+    assert_sqlstate(admin, code, "SELECT auth_internal.raise_error(%s)", (kind,))
     with pytest.raises(psycopg.Error) as e, admin.transaction():
         admin.execute("""SELECT set_config('request.headers', '{"accept": "*/*"}', true)""")
-        admin.execute("SELECT auth.raise_error(%s)", (kind,))
+        admin.execute("SELECT auth_internal.raise_error(%s)", (kind,))
     assert e.value.sqlstate == "PGRST"
     body = json.loads(e.value.diag.message_primary)
     detail = json.loads(e.value.diag.message_detail)
@@ -317,7 +317,7 @@ def test_one_error_table_for_sql_clients_and_postgrest(admin, kind, code, status
 
 
 def test_an_unknown_error_kind_is_an_argument_error(admin):
-    assert_sqlstate(admin, "22023", "SELECT auth.raise_error('no_such_kind')")
+    assert_sqlstate(admin, "22023", "SELECT auth_internal.raise_error('no_such_kind')")
 
 
 def test_prepare_transaction_ends_the_held_session(admin):

@@ -431,10 +431,10 @@ def test_disabled_user_loses_the_session_and_cannot_log_in(app, clients):
 # ---- throttling and imported hashes -----------------------------------------------------------------
 
 # Login throttling state of a user, kept per email in auth.login_attempts.
-ATTEMPTS = ("SELECT {} FROM auth.login_attempts a JOIN auth.users u ON a.email_key = auth.email_key(u.email)"
+ATTEMPTS = ("SELECT {} FROM auth.login_attempts a JOIN auth.users u ON a.email_key = auth_internal.email_key(u.email)"
             " WHERE u.id = %s")
 ATTEMPTS_UPDATE = ("UPDATE auth.login_attempts a SET locked_until = now() - interval '1 s' FROM auth.users u"
-                   " WHERE a.email_key = auth.email_key(u.email) AND u.id = %s")
+                   " WHERE a.email_key = auth_internal.email_key(u.email) AND u.id = %s")
 
 
 def test_login_throttling(app, clients):

@@ -22,30 +22,30 @@ PASSWORD = "correct horse battery staple"
 SCHEMA_DESCRIPTION = """
 SELECT 'function ' || p.oid::regprocedure || ' ' || pg_get_functiondef(p.oid)
        || ' acl=' || coalesce(p.proacl::text, 'default')
-FROM pg_proc p WHERE p.pronamespace = 'auth'::regnamespace
+FROM pg_proc p WHERE p.pronamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace])
 UNION ALL
 SELECT 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
        || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-WHERE c.relnamespace = 'auth'::regnamespace
+WHERE c.relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace])
 UNION ALL
 SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' acl=' || coalesce(c.relacl::text, 'default')
        || ' rls=' || c.relrowsecurity
-FROM pg_class c WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind <> 'i'
+FROM pg_class c WHERE c.relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]) AND c.relkind <> 'i'
 UNION ALL
 SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-FROM pg_constraint WHERE connamespace = 'auth'::regnamespace
+FROM pg_constraint WHERE connamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace])
 UNION ALL
 SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index
-WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'auth'::regnamespace)
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]))
 UNION ALL
 SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t
-WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'auth'::regnamespace)
+WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]))
 UNION ALL
 SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c
-WHERE c.relnamespace = 'auth'::regnamespace AND c.relkind = 'v'
+WHERE c.relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]) AND c.relkind = 'v'
 UNION ALL
 SELECT 'dumped ' || x::regclass FROM pg_extension e, unnest(e.extconfig) AS x WHERE e.extname = 'pg_auth'
 UNION ALL

@@ -76,7 +76,7 @@ BEGIN
     SELECT json_build_object('id', u.id, 'email', u.email, 'name', u.metadata ->> 'name') INTO me
     FROM auth.verified_session() AS v JOIN auth.users u ON u.id = v.user_id;
     IF me IS NULL THEN
-        PERFORM auth.raise_error('not_signed_in');
+        PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
     RETURN me;
 END

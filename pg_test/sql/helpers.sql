@@ -7,37 +7,37 @@ SELECT auth.as_uuid('6F1C2B0E-9A57-4D35-8A3E-2B8F1F0C9D11') AS upper, auth.as_uu
        auth.as_uuid('') AS empty, auth.as_uuid(NULL) AS null_in;
 
 -- setting: defaults included; unknown names are clear errors.
-SELECT auth.setting('session_lifetime') AS lifetime, auth.setting('cookie_name') AS cookie;
-SELECT err($$SELECT auth.setting('no_such_setting')$$);
+SELECT auth_internal.setting('session_lifetime') AS lifetime, auth_internal.setting('cookie_name') AS cookie;
+SELECT err($$SELECT auth_internal.setting('no_such_setting')$$);
 
 -- Password helpers.
-SELECT auth.verify_password('pw', auth.hash_password('pw')) AS right,
-       auth.verify_password('px', auth.hash_password('pw')) AS wrong,
-       auth.verify_password('pw', NULL) AS unknown_user;
-SELECT auth.password_needs_rehash(auth.hash_password('pw')) AS same_cost,
-       auth.password_needs_rehash('$2a$04$abcdefghijklmnopqrstuu5Y6bWt1h1DaI1v5g9W0pZbQ3r9Wm2') AS bcrypt,
-       auth.password_needs_rehash('garbage') AS unreadable;
-SELECT err($$SELECT auth.hash_password(NULL)$$);
-SELECT err($$SELECT auth.hash_password(repeat('x', 1025))$$);
-SELECT err($$SELECT auth.verify_password('pw', 'plaintext')$$);
+SELECT auth_internal.verify_password('pw', auth_internal.hash_password('pw')) AS right,
+       auth_internal.verify_password('px', auth_internal.hash_password('pw')) AS wrong,
+       auth_internal.verify_password('pw', NULL) AS unknown_user;
+SELECT auth_internal.password_needs_rehash(auth_internal.hash_password('pw')) AS same_cost,
+       auth_internal.password_needs_rehash('$2a$04$abcdefghijklmnopqrstuu5Y6bWt1h1DaI1v5g9W0pZbQ3r9Wm2') AS bcrypt,
+       auth_internal.password_needs_rehash('garbage') AS unreadable;
+SELECT err($$SELECT auth_internal.hash_password(NULL)$$);
+SELECT err($$SELECT auth_internal.hash_password(repeat('x', 1025))$$);
+SELECT err($$SELECT auth_internal.verify_password('pw', 'plaintext')$$);
 
 -- Tokens and cookies.
-SELECT auth.hash_token('abc') = sha256('abc'::bytea) AS sha256, length(t.token) AS chars, length(t.token_hash) AS hash_bytes,
-       auth.hash_token(t.token) = t.token_hash AS matches
-FROM auth.new_token() AS t;
-SELECT auth.session_cookie('tok', 60) AS cookie, auth.clearing_cookie() AS cleared;
+SELECT auth_internal.hash_token('abc') = sha256('abc'::bytea) AS sha256, length(t.token) AS chars, length(t.token_hash) AS hash_bytes,
+       auth_internal.hash_token(t.token) = t.token_hash AS matches
+FROM auth_internal.new_token() AS t;
+SELECT auth_internal.session_cookie('tok', 60) AS cookie, auth_internal.clearing_cookie() AS cleared;
 SET pg_auth.cookie_secure = off;
 SET pg_auth.cookie_name = 'sid';
-SELECT auth.session_cookie('tok', -5) AS negative_max_age_is_zero, auth.clearing_cookie() AS cleared;
+SELECT auth_internal.session_cookie('tok', -5) AS negative_max_age_is_zero, auth_internal.clearing_cookie() AS cleared;
 RESET pg_auth.cookie_secure;
 RESET pg_auth.cookie_name;
 
 -- Request and response headers as PostgREST passes them.
 BEGIN;
-SELECT auth.request_header('User-Agent') IS NULL AS outside_postgrest;
+SELECT auth_internal.request_header('User-Agent') IS NULL AS outside_postgrest;
 SELECT set_config('request.headers', '{"user-agent":"curl/8"}', true) IS NOT NULL AS set;
-SELECT auth.request_header('User-Agent') AS user_agent;
-SELECT auth.add_response_header('Set-Cookie', 'a=1'), auth.add_response_header('X-Test', 'b');
+SELECT auth_internal.request_header('User-Agent') AS user_agent;
+SELECT auth_internal.add_response_header('Set-Cookie', 'a=1'), auth_internal.add_response_header('X-Test', 'b');
 SELECT current_setting('response.headers')::jsonb AS headers;
 COMMIT;
 
@@ -68,13 +68,13 @@ SELECT auth.cleanup_revoked_tokens() AS removed;
 SELECT array_agg(jti ORDER BY jti) AS left FROM auth.revoked_tokens;
 
 -- describe_key and new_key_material refuse bad input clearly.
-SELECT err($$SELECT * FROM auth.describe_key(NULL)$$);
-SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'RS256')$$);
-SELECT err($$SELECT * FROM auth.describe_key('{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}')$$);
-SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', '', 'HS256')$$);
-SELECT err($$SELECT * FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1')$$);
-SELECT err($$SELECT * FROM auth.new_key_material('HS999')$$);
-SELECT kid, algorithm, secret IS NOT NULL AS has_secret, public_jwk FROM auth.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'HS512');
+SELECT err($$SELECT * FROM auth_internal.describe_key(NULL)$$);
+SELECT err($$SELECT * FROM auth_internal.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'RS256')$$);
+SELECT err($$SELECT * FROM auth_internal.describe_key('{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}')$$);
+SELECT err($$SELECT * FROM auth_internal.describe_key('0123456789abcdef0123456789abcdef', '', 'HS256')$$);
+SELECT err($$SELECT * FROM auth_internal.describe_key('0123456789abcdef0123456789abcdef', 'k1')$$);
+SELECT err($$SELECT * FROM auth_internal.new_key_material('HS999')$$);
+SELECT kid, algorithm, secret IS NOT NULL AS has_secret, public_jwk FROM auth_internal.describe_key('0123456789abcdef0123456789abcdef', 'k1', 'HS512');
 
 DELETE FROM auth.users;
 DELETE FROM auth.revoked_tokens;

@@ -43,12 +43,12 @@ COMMIT;
 SELECT auth.login('alice@example.com', 'wrong') AS r, current_setting('response.status', true) AS status;
 SELECT auth.login('nobody@example.com', 'wrong') AS r;
 -- Counted per email, known or not (by the SHA-256 of the lower-cased email).
-SELECT a.failed_logins, u.email FROM auth.login_attempts a LEFT JOIN auth.users u ON auth.email_key(u.email) = a.email_key ORDER BY 2;
+SELECT a.failed_logins, u.email FROM auth.login_attempts a LEFT JOIN auth.users u ON auth_internal.email_key(u.email) = a.email_key ORDER BY 2;
 
 -- Throttling: pg_auth.login_max_failures failures lock the email; a success resets the count.
 SET pg_auth.login_max_failures = 3;
 CREATE VIEW alice_attempts AS SELECT failed_logins, locked_until > now() AS locked
-    FROM auth.login_attempts WHERE email_key = auth.email_key('ALICE@example.com');
+    FROM auth.login_attempts WHERE email_key = auth_internal.email_key('ALICE@example.com');
 SELECT auth.login('alice@example.com', 'wrong') ->> 'code' AS code;
 SELECT * FROM alice_attempts;
 SELECT auth.login('alice@example.com', 'wrong') ->> 'code' AS code;

@@ -8,103 +8,111 @@ use crate::session::TokenKind;
 use crate::settings as s;
 use crate::sqlstate::OrRaise;
 
-fn cost() -> Cost {
-    let positive = |v: i32| v.max(1) as u32;
-    Cost {
-        memory_kib: positive(s::ARGON2_MEMORY_KIB.get()),
-        iterations: positive(s::ARGON2_ITERATIONS.get()),
-        parallelism: positive(s::ARGON2_PARALLELISM.get()),
-    }
-}
+/// Internal helpers, in schema `auth_internal` (no USAGE for PUBLIC): only pg_auth's own SQL and
+/// the owner call them.
+#[pg_schema]
+pub(crate) mod auth_internal {
+    use super::*;
 
-/// argon2id PHC string at the configured cost (pg_auth.argon2_*).
-#[pg_extern(volatile, parallel_safe)]
-fn hash_password(password: Option<&str>) -> String {
-    password
-        .ok_or(AuthError::NullArgument("password"))
-        .and_then(|p| password::hash(p, cost()))
-        .or_raise()
-}
-
-/// Checks a password against an argon2id or bcrypt hash. With `hash` NULL (unknown user) it
-/// spends the same time and returns false.
-#[pg_extern(volatile, parallel_safe)]
-fn verify_password(password: Option<&str>, hash: Option<&str>) -> bool {
-    let password = password
-        .ok_or(AuthError::NullArgument("password"))
-        .or_raise();
-    match hash {
-        Some(hash) => password::verify(password, hash).or_raise(),
-        None => {
-            password::verify_nothing(password, cost());
-            false
+    fn cost() -> Cost {
+        let positive = |v: i32| v.max(1) as u32;
+        Cost {
+            memory_kib: positive(s::ARGON2_MEMORY_KIB.get()),
+            iterations: positive(s::ARGON2_ITERATIONS.get()),
+            parallelism: positive(s::ARGON2_PARALLELISM.get()),
         }
     }
-}
 
-/// Whether the stored hash should be replaced (bcrypt, or argon2id at another cost).
-#[pg_extern(stable, parallel_safe)]
-fn password_needs_rehash(hash: &str) -> bool {
-    password::needs_rehash(hash, cost())
-}
+    /// argon2id PHC string at the configured cost (pg_auth.argon2_*).
+    #[pg_extern(volatile, parallel_safe)]
+    fn hash_password(password: Option<&str>) -> String {
+        password
+            .ok_or(AuthError::NullArgument("password"))
+            .and_then(|p| password::hash(p, cost()))
+            .or_raise()
+    }
 
-/// A new session token (its prefix and 256 random bits, base64url) and the SHA-256 to store in
-/// its place. The C symbol of a released function never changes its arguments: SQL of an older
-/// version calls it until `ALTER EXTENSION pg_auth UPDATE`.
-#[pg_extern(volatile, parallel_safe)]
-fn new_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
-    TableIterator::once(crate::session::new_token(TokenKind::Session))
-}
+    /// Checks a password against an argon2id or bcrypt hash. With `hash` NULL (unknown user) it
+    /// spends the same time and returns false.
+    #[pg_extern(volatile, parallel_safe)]
+    fn verify_password(password: Option<&str>, hash: Option<&str>) -> bool {
+        let password = password
+            .ok_or(AuthError::NullArgument("password"))
+            .or_raise();
+        match hash {
+            Some(hash) => password::verify(password, hash).or_raise(),
+            None => {
+                password::verify_nothing(password, cost());
+                false
+            }
+        }
+    }
 
-/// A new password-reset token and its SHA-256, like `new_token`.
-#[pg_extern(volatile, parallel_safe)]
-fn new_reset_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
-    TableIterator::once(crate::session::new_token(TokenKind::PasswordReset))
-}
+    /// Whether the stored hash should be replaced (bcrypt, or argon2id at another cost).
+    #[pg_extern(stable, parallel_safe)]
+    fn password_needs_rehash(hash: &str) -> bool {
+        password::needs_rehash(hash, cost())
+    }
 
-#[pg_extern(immutable, parallel_safe, strict)]
-fn hash_token(token: &str) -> Vec<u8> {
-    crate::session::hash_token(token)
-}
+    /// A new session token (its prefix and 256 random bits, base64url) and the SHA-256 to store in
+    /// its place. The C symbol of a released function never changes its arguments: SQL of an older
+    /// version calls it until `ALTER EXTENSION pg_auth UPDATE`.
+    #[pg_extern(volatile, parallel_safe)]
+    fn new_token() -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
+        TableIterator::once(crate::session::new_token(TokenKind::Session))
+    }
 
-/// `Set-Cookie` value carrying `token` for `max_age` seconds (HttpOnly, SameSite=Lax, Path=/,
-/// Secure unless pg_auth.cookie_secure is off).
-#[pg_extern(stable, parallel_safe, strict)]
-fn session_cookie(token: &str, max_age: i32) -> String {
-    s::cookie_spec().build(token.to_string(), i64::from(max_age.max(0)))
-}
+    /// A new password-reset token and its SHA-256, like `new_token`.
+    #[pg_extern(volatile, parallel_safe)]
+    fn new_reset_token(
+    ) -> TableIterator<'static, (name!(token, String), name!(token_hash, Vec<u8>))> {
+        TableIterator::once(crate::session::new_token(TokenKind::PasswordReset))
+    }
 
-/// `Set-Cookie` value that clears the session cookie.
-#[pg_extern(stable, parallel_safe)]
-pub(crate) fn clearing_cookie() -> String {
-    s::cookie_spec().clearing()
-}
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn hash_token(token: &str) -> Vec<u8> {
+        crate::session::hash_token(token)
+    }
 
-/// The value of setting `pg_auth.<name>`, defaults included (loads the library first, so SQL
-/// functions never see an undefined setting).
-#[pg_extern(stable, parallel_safe, strict)]
-pub(crate) fn setting(name: &str) -> String {
-    s::current(&format!("pg_auth.{name}"))
-        .ok_or_else(|| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}")))
-        .or_raise()
-}
+    /// `Set-Cookie` value carrying `token` for `max_age` seconds (HttpOnly, SameSite=Lax, Path=/,
+    /// Secure unless pg_auth.cookie_secure is off).
+    #[pg_extern(stable, parallel_safe, strict)]
+    fn session_cookie(token: &str, max_age: i32) -> String {
+        s::cookie_spec().build(token.to_string(), i64::from(max_age.max(0)))
+    }
 
-/// Raises one of pg_auth's errors by kind, for its SQL functions, so SQL and Rust share one
-/// table (`crate::sqlstate`, `AuthError::http_status`): a SQL client gets the SQLSTATE, PostgREST
-/// the HTTP status and headers. `message` replaces the kind's own where it has one to give.
-#[pg_extern(volatile)]
-fn raise_error(kind: &str, message: default!(Option<&str>, "NULL")) {
-    let owned = |default: &str| message.unwrap_or(default).to_string();
-    let err = match kind {
-        "not_signed_in" => AuthError::NotSignedIn,
-        "wrong_password" => AuthError::WrongPassword(owned("invalid email or password")),
-        "too_many_attempts" => AuthError::TooManyAttempts(owned("too many failed attempts")),
-        "reset_token_invalid" => AuthError::ResetTokenInvalid,
-        "json_required" => AuthError::JsonRequired,
-        other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
-    };
-    let from_postgrest =
-        crate::request::Request::from_settings(s::current("request.headers").as_deref(), None)
-            .from_postgrest();
-    crate::sqlstate::raise_answer(err, from_postgrest, None)
+    /// `Set-Cookie` value that clears the session cookie.
+    #[pg_extern(stable, parallel_safe)]
+    pub(crate) fn clearing_cookie() -> String {
+        s::cookie_spec().clearing()
+    }
+
+    /// The value of setting `pg_auth.<name>`, defaults included (loads the library first, so SQL
+    /// functions never see an undefined setting).
+    #[pg_extern(stable, parallel_safe, strict)]
+    pub(crate) fn setting(name: &str) -> String {
+        s::current(&format!("pg_auth.{name}"))
+            .ok_or_else(|| AuthError::InvalidArgument(format!("unknown setting pg_auth.{name}")))
+            .or_raise()
+    }
+
+    /// Raises one of pg_auth's errors by kind, for its SQL functions, so SQL and Rust share one
+    /// table (`crate::sqlstate`, `AuthError::http_status`): a SQL client gets the SQLSTATE, PostgREST
+    /// the HTTP status and headers. `message` replaces the kind's own where it has one to give.
+    #[pg_extern(volatile)]
+    fn raise_error(kind: &str, message: default!(Option<&str>, "NULL")) {
+        let owned = |default: &str| message.unwrap_or(default).to_string();
+        let err = match kind {
+            "not_signed_in" => AuthError::NotSignedIn,
+            "wrong_password" => AuthError::WrongPassword(owned("invalid email or password")),
+            "too_many_attempts" => AuthError::TooManyAttempts(owned("too many failed attempts")),
+            "reset_token_invalid" => AuthError::ResetTokenInvalid,
+            "json_required" => AuthError::JsonRequired,
+            other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
+        };
+        let from_postgrest =
+            crate::request::Request::from_settings(s::current("request.headers").as_deref(), None)
+                .from_postgrest();
+        crate::sqlstate::raise_answer(err, from_postgrest, None)
+    }
 }
