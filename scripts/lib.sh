@@ -19,7 +19,7 @@ as_root() {
 }
 
 ensure_packages() {
-    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap
+    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
                   libclang-dev clang pkg-config sudo curl ca-certificates wrk nodejs npm python3 python3-venv)
     local missing=()
     for p in "${wanted[@]}"; do

@@ -2,7 +2,7 @@
 # Sets up everything a bare Debian 12 machine lacks and runs every test:
 #   0. cargo fmt --check and cargo clippy -D warnings
 #   1. cargo pgrx test   – plain-Rust unit tests of the core and in-backend #[pg_test]s
-#   2. pg_regress        – SQL-level tests in pg_test/ against a real cluster
+#   2. pg_regress        – SQL-level tests in regress/ against a real cluster
 #   3. pytest            – interoperability (PyJWT), hostile tokens, key rotation across
 #                          connections, end-to-end through the real PostgREST
 # Safe to run again; it reuses what is installed and recreates the test databases.
@@ -30,8 +30,8 @@ psql -q -d postgres -c "ALTER SYSTEM SET max_prepared_transactions = 10"
 # A new .so is only loaded by new backends; restart so no stale library lingers (and settings apply).
 as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$RUN_DIR/test/data" -w restart -m fast >/dev/null
 
-log "SQL-level tests (pg_regress, pg_test/)"
-"$ROOT/pg_test/run.sh"
+log "SQL-level tests (pg_regress, regress/)"
+"$ROOT/regress/run.sh"
 
 log "Interoperability, hostile input and end-to-end tests (pytest)"
 export PG_AUTH_POSTGREST="$(ensure_postgrest)" PG_AUTH_PG_BIN="$PG_BIN"

@@ -2,7 +2,7 @@
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
 -- everything that manages keys, users and sessions are for the owner, or for roles granted
 -- explicitly (your API functions, see examples/todo/schema.sql). Every upgrade script ends with
--- this same block; pg_test/sql/privileges.sql lists the result.
+-- this same block; regress/sql/privileges.sql lists the result.
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA auth FROM PUBLIC;
 -- Internal helpers: not even visible to PUBLIC.

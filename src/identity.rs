@@ -41,7 +41,7 @@ pub struct RoleFacts {
     pub authenticator_is_member: bool,
 }
 
-/// The rules of DESIGN.md: only roles the authenticator was granted, never a superuser, never the
+/// The role rules (README, "Request authentication"): only roles the authenticator was granted, never a superuser, never the
 /// authenticator itself, and only allow-listed ones when an allow-list is set.
 pub fn check_role(role: &str, facts: RoleFacts, allowed: &[String]) -> Result<()> {
     let refuse = |why: &str| {

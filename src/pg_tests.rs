@@ -1,5 +1,5 @@
 //! In-backend tests: the SQL functions inside a real PostgreSQL, run by `cargo pgrx test`.
-//! SQLSTATE-level checks of every failure class live in pg_test/ and tests/.
+//! SQLSTATE-level checks of every failure class live in regress/ and tests/.
 
 #[pgrx::pg_schema]
 mod tests {

@@ -29,8 +29,8 @@ PGUSER = os.environ.get("PGUSER", "postgres")
 DBNAME = "pg_auth_pytest"
 
 
-def dsn(dbname=DBNAME):
-    return f"host={PGHOST} port={PGPORT} user={PGUSER} dbname={dbname} connect_timeout=10"
+def dsn(dbname=DBNAME, user=PGUSER):
+    return f"host={PGHOST} port={PGPORT} user={user} dbname={dbname} connect_timeout=10"
 
 
 def connect(dbname=DBNAME):

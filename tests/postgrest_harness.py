@@ -23,7 +23,6 @@ PG_AUTH_E2E_KEEP=1 keeps the databases and the PostgREST config and log director
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -35,9 +34,9 @@ import requests
 
 from postgrest_process import KEEP, PostgRESTProcess, describe
 
-PGHOST = os.environ.get("PGHOST", "127.0.0.1")
-PGPORT = os.environ.get("PGPORT", "5499")
-PGUSER = os.environ.get("PGUSER", "postgres")
+from conftest import PGHOST, PGPORT, PGUSER, dsn
+from jwtutil import b64url, b64url_decode
+
 
 HTTP_TIMEOUT = 5  # seconds, every HTTP request
 
@@ -65,22 +64,10 @@ ROWS = [
 ]
 
 
-def dsn(dbname: str, user: str = PGUSER) -> str:
-    return f"host={PGHOST} port={PGPORT} user={user} dbname={dbname} connect_timeout=10"
-
-
 def connect(dbname: str, user: str = PGUSER) -> psycopg.Connection:
     conn = psycopg.connect(dsn(dbname, user), autocommit=True)
     conn.execute("SET statement_timeout = '20s'")
     return conn
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def payload_of(token: str) -> dict:

@@ -37,7 +37,7 @@ TABLES = {  # auth tables kept by pg_dump (pg_extension_config_dump), with their
 def prepare(dbname: str) -> psycopg.Connection:
     """A fresh database whose users act as MEMBER; returns a superuser connection. A rotated
     token dies at once here (no refresh grace period), so rotations are checked exactly; the
-    grace period has its own tests in test_todo_app.py and pg_test/sql/sessions.sql."""
+    grace period has its own tests in test_todo_app.py and regress/sql/sessions.sql."""
     fresh_database(dbname)
     with connect(dbname) as c:
         c.execute(f"ALTER DATABASE {dbname} SET pg_auth.refresh_grace_period = 0")

@@ -25,16 +25,13 @@ import psycopg
 from psycopg import sql
 import requests
 
-from conftest import PG_BIN
+from conftest import PG_BIN, PGHOST, PGPORT, PGUSER, dsn
 from postgrest_process import KEEP, PostgRESTProcess, require_binary
 from postgrest_process import describe as describe_exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "examples" / "todo" / "schema.sql"
 
-PGHOST = os.environ.get("PGHOST", "127.0.0.1")
-PGPORT = os.environ.get("PGPORT", "5499")
-PGUSER = os.environ.get("PGUSER", "postgres")
 
 HTTP_TIMEOUT = 10  # seconds, every HTTP request
 COMMAND_TIMEOUT = 60  # seconds for psql, pg_dump, pg_restore
@@ -48,10 +45,6 @@ COOKIE = "access_token"
 
 
 # ---- databases ------------------------------------------------------------------------------------
-
-def dsn(dbname: str) -> str:
-    return f"host={PGHOST} port={PGPORT} user={PGUSER} dbname={dbname} connect_timeout=10"
-
 
 def connect(dbname: str, *, autocommit: bool = True) -> psycopg.Connection:
     """A connection as the superuser with bounded statements and cheap argon2 for this session."""

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# SQL-level tests: pg_regress runs pg_test/sql/*.sql against the test cluster (started by
-# scripts/test.sh) and compares with pg_test/expected/*.out.
+# SQL-level tests: pg_regress runs regress/sql/*.sql against the test cluster (started by
+# scripts/test.sh) and compares with regress/expected/*.out.
 source "$(dirname "$0")/../scripts/lib.sh"
 start_cluster test 5499
-cd "$ROOT/pg_test"
+cd "$ROOT/regress"
 "$PG_BIN/psql" -q -d postgres -c "DROP DATABASE IF EXISTS pg_auth_regress WITH (FORCE)" -c "CREATE DATABASE pg_auth_regress"
 tests=$(cd sql && ls *.sql | sed 's/\.sql$//' | sort)
 "$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress" \

@@ -1,4 +1,4 @@
--- Every function PUBLIC may execute (pg_test/sql/privileges.sql lists them), with each kind of
+-- Every function PUBLIC may execute (regress/sql/privileges.sql lists them), with each kind of
 -- credential and source. Only the SQLSTATE is shown: the point is what runs, not the result.
 SELECT public.err('SELECT auth.jwks()') AS jwks;
 SELECT public.err(format('SELECT auth.verify_jwt(%L)', ring_jwt)) AS verify_ring,
