@@ -48,11 +48,15 @@ extension_sql_file!(
     name = "identity",
     requires = [published::jwt]
 );
+// `requires` lists every Rust function the file's SQL calls, so the generated script creates
+// them first.
 extension_sql_file!(
     "../sql/users.sql",
     name = "users",
     requires = [
         "identity",
+        api::users::auth_internal::hash_password,
+        api::users::auth_internal::verify_password,
         api::users::auth_internal::hash_token,
         api::users::auth_internal::new_reset_token,
         api::users::auth_internal::raise_error,
@@ -66,8 +70,15 @@ extension_sql_file!(
     requires = [
         "users",
         "revocation",
-        api::users::auth_internal::setting,
+        api::jwt::sign_jwt_with_ring,
+        api::users::auth_internal::hash_password,
+        api::users::auth_internal::verify_password,
+        api::users::auth_internal::password_needs_rehash,
+        api::users::auth_internal::new_token,
+        api::users::auth_internal::session_cookie,
         api::users::auth_internal::clearing_cookie,
+        api::users::auth_internal::raise_error,
+        api::users::auth_internal::setting,
         session_store::verified_session
     ]
 );
