@@ -20,7 +20,8 @@ as_root() {
 
 ensure_packages() {
     local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
-                  libclang-dev clang pkg-config sudo curl ca-certificates wrk nodejs npm python3 python3-venv)
+                  libclang-dev clang pkg-config sudo curl ca-certificates wrk nodejs npm python3 python3-venv
+                  pgbouncer)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
