@@ -162,7 +162,8 @@ pub fn inspect(token: &str) -> Result<TokenHeader> {
     }
     // The other registered members are never used (a key in the header is no reason to trust
     // it), but one of the wrong type marks a forged or broken token.
-    let checks: [(&str, &Option<Value>, fn(&Value) -> bool); 3] = [
+    type Check<'a> = (&'a str, &'a Option<Value>, fn(&Value) -> bool);
+    let checks: [Check; 3] = [
         ("typ", &raw.typ, Value::is_string),
         ("cty", &raw.cty, Value::is_string),
         ("jwk", &raw.jwk, Value::is_object),
