@@ -503,3 +503,77 @@ fn damaged_or_unsupported_rsa_private_keys_are_refused() {
         "RSA private key has 8200 bits, at most 8192 are supported"
     );
 }
+
+/// A token with any header, signed by `key`.
+fn signed_with_header(key: &Key, header: &Value) -> String {
+    let alg = key.algorithms[0];
+    let message = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(json!({"sub": "x", "role": "admin"}).to_string())
+    );
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), key.sign.as_ref().unwrap(), alg).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[test]
+fn keys_named_in_the_header_are_never_used() {
+    use super::ring::{KeyRing, RingKey};
+    // The attacker signs with its own key and points at it every way RFC 7515 has: an embedded
+    // JWK, a JWK Set URL, an X.509 URL and an X.509 chain. Only the key pg_auth holds verifies.
+    let attacker = parse_single_key(&generate_key_text(Algorithm::RS256).unwrap()).unwrap();
+    let ours_text = generate_key_text(Algorithm::RS256).unwrap();
+    let ours = parse_single_key(&ours_text).unwrap();
+    let ring = KeyRing::new(vec![RingKey::from_row(
+        "ours",
+        "RS256",
+        Some(&ours_text),
+        None,
+        0.0,
+        None,
+    )
+    .unwrap()]);
+    let attacker_jwk = attacker.published_jwk().unwrap();
+    let chain = json!([B64.encode(b"a certificate for the attacker's key")]);
+    let url = "http://127.0.0.1:1/keys";
+    for members in [
+        json!({"jwk": attacker_jwk}),
+        json!({"jku": url}),
+        json!({"x5u": url}),
+        json!({"x5c": chain}),
+        json!({"jwk": attacker_jwk, "jku": url, "x5u": url, "x5c": chain}),
+    ] {
+        let mut header = json!({"alg": "RS256"});
+        header
+            .as_object_mut()
+            .unwrap()
+            .extend(members.as_object().unwrap().clone());
+        let forged = signed_with_header(&attacker, &header);
+        let opts = VerifyOptions::default();
+        assert_eq!(verify(&forged, &ours, &opts), Err(AuthError::BadSignature));
+        assert_eq!(
+            ring.verify(&forged, &opts, 1.0).err(),
+            Some(AuthError::BadSignature),
+            "{header}"
+        );
+        header["kid"] = json!("ours");
+        let forged = signed_with_header(&attacker, &header);
+        assert_eq!(
+            ring.verify(&forged, &opts, 1.0).err(),
+            Some(AuthError::BadSignature),
+            "{header}"
+        );
+        header["kid"] = json!("attacker");
+        let forged = signed_with_header(&attacker, &header);
+        assert!(matches!(
+            ring.verify(&forged, &opts, 1.0),
+            Err(AuthError::UnknownKid(_))
+        ));
+        // The members are ignored, not refused: our own key's token with them still verifies.
+        header["kid"] = json!("ours");
+        let genuine = signed_with_header(&ours, &header);
+        assert!(verify(&genuine, &ours, &opts).is_ok(), "{header}");
+        assert!(ring.verify(&genuine, &opts, 1.0).is_ok(), "{header}");
+    }
+}
