@@ -25,6 +25,9 @@ ensure_packages() {
                   libclang-dev clang pkg-config sudo curl ca-certificates wrk nodejs npm python3 python3-venv
                   pgbouncer)
     local missing=()
+    # aws-lc-sys (under jsonwebtoken's aws-lc backend) compiles AWS-LC's C sources with gcc;
+    # it needs no cmake, Go or NASM on x86_64 Linux.
+    wanted+=(gcc)
     for p in "${wanted[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done

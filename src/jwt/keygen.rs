@@ -1,16 +1,20 @@
-//! Generating keys inside the database, from the operating system's CSPRNG.
-//! The result is key text that `keys::parse_keys` reads back: a secret or a PKCS#8 PEM.
+//! Generating keys inside the database, from the operating system's CSPRNG (RSA keys from
+//! aws-lc's DRBG, which it seeds). The result is key text that `keys::parse_keys` reads back: a
+//! secret or a PKCS#8 PEM.
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use jsonwebtoken::Algorithm;
+use pkcs8::{EncodePrivateKey, LineEnding};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
 use crate::error::{AuthError, Result};
 
-pub const RSA_BITS: usize = 2048;
+/// RSA keys are generated with 2048 bits.
+const RSA_KEY_SIZE: KeySize = KeySize::Rsa2048;
 
 /// Random bytes from the OS, base64url-encoded: for HMAC secrets, key ids and (later) session tokens.
 pub fn random_token(bytes: usize) -> String {
@@ -30,14 +34,22 @@ pub fn generate_key_text(alg: Algorithm) -> Result<String> {
         Algorithm::EdDSA => {
             ed25519_dalek::SigningKey::generate(&mut OsRng).to_pkcs8_pem(LineEnding::LF)
         }
-        _ => {
-            let key = rsa::RsaPrivateKey::new(&mut OsRng, RSA_BITS)
-                .map_err(|e| AuthError::InvalidKey(format!("RSA key generation failed: {e}")))?;
-            key.to_pkcs8_pem(LineEnding::LF)
-        }
+        _ => return generate_rsa_pem(),
     };
     pem.map(|p| p.to_string())
         .map_err(|e| AuthError::InvalidKey(format!("key encoding failed: {e}")))
+}
+
+/// A new RSA key from aws-lc, as a PKCS#8 PEM ("PRIVATE KEY", LF line ends, like the others).
+fn generate_rsa_pem() -> Result<String> {
+    let failed = |what: &str| AuthError::InvalidKey(format!("RSA key {what} failed"));
+    let key = KeyPair::generate(RSA_KEY_SIZE).map_err(|_| failed("generation"))?;
+    let der = key.as_der().map_err(|_| failed("encoding"))?;
+    let block = pem::Pem::new("PRIVATE KEY", der.as_ref());
+    Ok(pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ))
 }
 
 #[cfg(test)]

@@ -6,13 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use std::rc::Rc;
 
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 use jsonwebtoken::crypto::JwtVerifier;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
-use rsa::traits::PublicKeyParts;
+use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
 use serde_json::{json, Map, Value};
 
 use crate::error::{AuthError, Result};
@@ -20,6 +18,10 @@ use crate::error::{AuthError, Result};
 /// PostgREST's rule for HMAC secrets, and RFC 7518's minimum for HS256.
 pub const MIN_SECRET_LEN: usize = 32;
 pub const MIN_RSA_BITS: usize = 2048;
+/// aws-lc signs with RSA keys of up to 8192 bits.
+pub const MAX_RSA_PRIVATE_BITS: usize = 8192;
+/// Public RSA keys (PEM or JWK) of more bits are refused, as they always were.
+pub const MAX_RSA_PUBLIC_BITS: usize = 4096;
 /// Bounds the work spent on a key argument (a JWKS of a few dozen RSA keys fits easily).
 pub const MAX_KEY_TEXT_LEN: usize = 256 * 1024;
 
@@ -33,8 +35,8 @@ pub struct Key {
     pub sign: Option<EncodingKey>,
     /// The public half as a JWK (`kty` and its parameters only); `None` for HMAC secrets.
     pub public_jwk: Option<Map<String, Value>>,
-    /// The crate's verifier for a key narrowed to one algorithm, built once (ring keys): no key
-    /// setup (RSA modulus, EC point, HMAC key schedule) is repeated per token.
+    /// The crate's verifier for a key narrowed to one algorithm, built once (ring keys). Its
+    /// HMAC key schedule is built once; aws-lc reads RSA and EC public keys per call.
     verifier: Option<Rc<dyn JwtVerifier>>,
 }
 
@@ -253,14 +255,14 @@ fn parse_pem(text: &str) -> Result<Key> {
     let der = block.contents();
     match block.tag() {
         "PRIVATE KEY" => private_pkcs8(der),
-        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(der)
+        "RSA PRIVATE KEY" => RsaPrivate::from_pkcs1_der(der)
             .map_err(|e| invalid("RSA private key", e))
             .and_then(rsa_private),
         "EC PRIVATE KEY" => ec_private_sec1(der),
         "PUBLIC KEY" => public_spki(der),
-        "RSA PUBLIC KEY" => rsa::RsaPublicKey::from_pkcs1_der(der)
-            .map_err(|e| invalid("RSA public key", e))
-            .and_then(|k| rsa_public(&k)),
+        "RSA PUBLIC KEY" => rsa_public_pkcs1(der)
+            .map_err(|e| invalid("RSA public key", pkcs8::Error::PublicKey(e)))
+            .and_then(|(n, e)| rsa_public(n, e)),
         other => Err(AuthError::InvalidKey(format!(
             "PEM block \"{}\" is not a key; expected PRIVATE KEY, PUBLIC KEY, RSA PRIVATE KEY, \
              RSA PUBLIC KEY or EC PRIVATE KEY",
@@ -274,7 +276,7 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> AuthError {
 }
 
 fn private_pkcs8(der: &[u8]) -> Result<Key> {
-    if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
+    if let Ok(k) = RsaPrivate::from_pkcs8_der(der) {
         return rsa_private(k);
     }
     if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
@@ -304,8 +306,8 @@ fn ec_private_sec1(der: &[u8]) -> Result<Key> {
 }
 
 fn public_spki(der: &[u8]) -> Result<Key> {
-    if let Ok(k) = rsa::RsaPublicKey::from_public_key_der(der) {
-        return rsa_public(&k);
+    if let Ok((n, e)) = rsa_public_spki(der) {
+        return rsa_public(n, e);
     }
     if let Ok(k) = p256::PublicKey::from_public_key_der(der) {
         return ec_public(k.to_encoded_point(false).as_bytes(), "P-256");
@@ -321,28 +323,143 @@ fn public_spki(der: &[u8]) -> Result<Key> {
     ))
 }
 
-fn rsa_private(k: rsa::RsaPrivateKey) -> Result<Key> {
-    k.validate().map_err(|e| invalid("RSA private key", e))?;
-    let mut key = rsa_public(&k.to_public_key())?;
-    let der = k
-        .to_pkcs1_der()
-        .map_err(|e| invalid("RSA private key", e))?;
-    key.sign = Some(EncodingKey::from_rsa_der(der.as_bytes()));
+// ---- RSA ----------------------------------------------------------------------------------
+// RustCrypto's pkcs1/pkcs8/spki crates read the DER; aws-lc checks private keys and does every
+// RSA operation. Integers are big-endian bytes; pg_auth never computes with them.
+
+/// A decoded PKCS#1 RSAPrivateKey: the DER itself (what aws-lc signs with) and the public half.
+struct RsaPrivate<'a> {
+    der: &'a [u8],
+    n: &'a [u8],
+    e: &'a [u8],
+}
+
+impl<'a> RsaPrivate<'a> {
+    /// Two primes, an acceptable public half, and a consistent key: aws-lc's RSA_check_key
+    /// (n = p·q, d·e ≡ 1 mod p-1 and q-1, dP, dQ and qInv) for every size it supports; a key
+    /// of another size is refused by `rsa_private` for its size.
+    fn from_pkcs1_der(der: &'a [u8]) -> std::result::Result<Self, pkcs8::Error> {
+        let k = pkcs1::RsaPrivateKey::try_from(der)?;
+        if k.version() != pkcs1::Version::TwoPrime {
+            return Err(pkcs8::Error::KeyMalformed);
+        }
+        let (n, e) = (k.modulus.as_bytes(), k.public_exponent.as_bytes());
+        check_rsa_public(n, e, None).map_err(|_| pkcs8::Error::KeyMalformed)?;
+        if rsa_private_size_ok(n) {
+            aws_lc_rs::rsa::KeyPair::from_der(der).map_err(|_| pkcs8::Error::KeyMalformed)?;
+        }
+        Ok(RsaPrivate { der, n, e })
+    }
+
+    /// A PKCS#8 PrivateKeyInfo (v1 or v2) for rsaEncryption holding a PKCS#1 key.
+    fn from_pkcs8_der(der: &'a [u8]) -> std::result::Result<Self, pkcs8::Error> {
+        let info = pkcs8::PrivateKeyInfo::try_from(der)?;
+        check_rsa_algorithm(&info.algorithm)?;
+        Self::from_pkcs1_der(info.private_key)
+    }
+}
+
+/// rsaEncryption with NULL parameters, the only RSA algorithm identifier taken for a key.
+fn check_rsa_algorithm(algorithm: &spki::AlgorithmIdentifierRef) -> spki::Result<()> {
+    algorithm.assert_algorithm_oid(pkcs1::ALGORITHM_OID)?;
+    if algorithm.parameters_any()? != der::asn1::Null.into() {
+        return Err(spki::Error::KeyMalformed);
+    }
+    Ok(())
+}
+
+/// A PKCS#1 RSAPublicKey: (n, e), checked.
+fn rsa_public_pkcs1(der: &[u8]) -> spki::Result<(&[u8], &[u8])> {
+    let k = pkcs1::RsaPublicKey::try_from(der).map_err(spki::Error::from)?;
+    let (n, e) = (k.modulus.as_bytes(), k.public_exponent.as_bytes());
+    check_rsa_public(n, e, Some(MAX_RSA_PUBLIC_BITS)).map_err(|_| spki::Error::KeyMalformed)?;
+    Ok((n, e))
+}
+
+/// A SubjectPublicKeyInfo for rsaEncryption: (n, e), checked.
+fn rsa_public_spki(der: &[u8]) -> spki::Result<(&[u8], &[u8])> {
+    let info = spki::SubjectPublicKeyInfoRef::try_from(der)?;
+    check_rsa_algorithm(&info.algorithm)?;
+    let key = info
+        .subject_public_key
+        .as_bytes()
+        .ok_or(spki::Error::KeyMalformed)?;
+    rsa_public_pkcs1(key)
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Bits of a big-endian unsigned integer without leading zero bytes.
+fn bit_len(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize)
+}
+
+/// The checks the `rsa` crate made of every RSA key pg_auth accepted, kept in its order and
+/// words (`auth.add_key` errors show them): n odd and above e, e odd and from 2 to 2^33 - 1, and
+/// for public keys at most `max_bits`.
+fn check_rsa_public(
+    n: &[u8],
+    e: &[u8],
+    max_bits: Option<usize>,
+) -> std::result::Result<(), &'static str> {
+    let (n, e) = (strip_leading_zeros(n), strip_leading_zeros(e));
+    if max_bits.is_some_and(|max| bit_len(n) > max) {
+        return Err("modulus too large");
+    }
+    if e.len() > 8 {
+        return Err("public exponent too large");
+    }
+    let e_value = e.iter().fold(0u64, |v, b| v << 8 | u64::from(*b));
+    let e_below_n = e.len() < n.len() || (e.len() == n.len() && e < n);
+    if !e_below_n || n.last().is_none_or(|b| b & 1 == 0) {
+        return Err("invalid modulus");
+    }
+    if e_value & 1 == 0 {
+        return Err("invalid exponent");
+    }
+    if e_value < 2 {
+        return Err("public exponent too small");
+    }
+    if e_value > (1 << 33) - 1 {
+        return Err("public exponent too large");
+    }
+    Ok(())
+}
+
+/// Sizes aws-lc signs with; `RsaPrivate` has had aws-lc check every key of such a size.
+fn rsa_private_size_ok(n: &[u8]) -> bool {
+    (MIN_RSA_BITS..=MAX_RSA_PRIVATE_BITS).contains(&bit_len(strip_leading_zeros(n)))
+}
+
+fn rsa_private(k: RsaPrivate) -> Result<Key> {
+    let mut key = rsa_public(k.n, k.e)?;
+    if !rsa_private_size_ok(k.n) {
+        return Err(AuthError::InvalidKey(format!(
+            "RSA private key has {} bits, at most {MAX_RSA_PRIVATE_BITS} are supported",
+            bit_len(strip_leading_zeros(k.n))
+        )));
+    }
+    key.sign = Some(EncodingKey::from_rsa_der(k.der));
     Ok(key)
 }
 
-fn rsa_public(k: &rsa::RsaPublicKey) -> Result<Key> {
-    let bits = k.size() * 8;
+/// `n` and `e` have passed `check_rsa_public`.
+fn rsa_public(n: &[u8], e: &[u8]) -> Result<Key> {
+    let (n, e) = (strip_leading_zeros(n), strip_leading_zeros(e));
+    let bits = bit_len(n);
     if bits < MIN_RSA_BITS {
         return Err(AuthError::InvalidKey(format!(
             "RSA key has {bits} bits, at least {MIN_RSA_BITS} are required"
         )));
     }
-    let (n, e) = (k.n().to_bytes_be(), k.e().to_bytes_be());
     Ok(Key {
         kid: None,
         algorithms: AlgorithmFamily::Rsa.algorithms().to_vec(),
-        verify: DecodingKey::from_rsa_raw_components(&n, &e),
+        verify: DecodingKey::from_rsa_raw_components(n, e),
         sign: None,
         public_jwk: Some(jwk_map(
             json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}),
@@ -457,10 +574,10 @@ pub fn parse_jwk(value: &Value) -> Result<Key> {
     let key = match jwk_str(jwk, "kty")? {
         "oct" => hmac_key(&jwk_bytes(jwk, "k")?)?,
         "RSA" => {
-            let n = rsa::BigUint::from_bytes_be(&jwk_bytes(jwk, "n")?);
-            let e = rsa::BigUint::from_bytes_be(&jwk_bytes(jwk, "e")?);
-            let k = rsa::RsaPublicKey::new(n, e).map_err(|e| invalid("RSA JWK", e))?;
-            rsa_public(&k)?
+            let (n, e) = (jwk_bytes(jwk, "n")?, jwk_bytes(jwk, "e")?);
+            check_rsa_public(&n, &e, Some(MAX_RSA_PUBLIC_BITS))
+                .map_err(|e| invalid("RSA JWK", e))?;
+            rsa_public(&n, &e)?
         }
         "EC" => {
             let mut point = vec![0x04];

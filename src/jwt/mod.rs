@@ -8,3 +8,5 @@ pub mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wycheproof;
