@@ -35,4 +35,5 @@ log "SQL-level tests (pg_regress, regress/)"
 
 log "Interoperability, hostile input and end-to-end tests (pytest)"
 export PG_AUTH_POSTGREST="$(ensure_postgrest)" PG_AUTH_PG_BIN="$PG_BIN"
+export PG_AUTH_POSTGREST_11="$(ensure_postgrest "$POSTGREST_OLD_PKG")"
 "$ROOT/.venv/bin/python" -m pytest -q "$ROOT/tests" "$@"

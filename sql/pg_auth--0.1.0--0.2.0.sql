@@ -174,6 +174,22 @@ AS $$
     RETURNING k.kid
 $$;
 
+-- raise_http honours pg_auth.pgrst_errors (PostgREST 11 gets PT<status> errors).
+CREATE OR REPLACE FUNCTION auth.raise_http(status integer, code text, message text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF auth_internal.setting('pgrst_errors')::boolean THEN
+        RAISE SQLSTATE 'PGRST' USING
+            MESSAGE = json_build_object('code', code, 'message', message, 'details', NULL, 'hint', NULL)::text,
+            DETAIL = json_build_object('status', status, 'headers', json_build_object())::text;
+    END IF;
+    -- PostgREST 11 reads no PGRST error: the status goes in a PT<status> SQLSTATE, the code in
+    -- the details.
+    RAISE EXCEPTION USING ERRCODE = 'PT' || status, MESSAGE = message, DETAIL = code;
+END
+$$;
+
 -- Login throttling per email, known or not (so a lockout tells nothing about which emails have
 -- accounts): failures counted from failures_since; locked until locked_until. Keyed by the
 -- SHA-256 of the lower-cased email, so mistyped addresses are not kept in clear.
@@ -232,6 +248,8 @@ DECLARE
     locked timestamptz;
     ok boolean;
     new_session uuid;
+    role_path text[] := pg_catalog.string_to_array(auth_internal.setting('role_claim'), '.');
+    role_claim jsonb;
     lifetime integer := auth_internal.setting('session_lifetime')::int;
     idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
@@ -274,10 +292,15 @@ BEGIN
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime));
     IF return_jwt THEN
+        -- The role also at pg_auth.role_claim when that is a dotted path (app_metadata.role).
+        role_claim := to_jsonb(u.role);
+        FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
+            role_claim := jsonb_build_object(role_path[i], role_claim);
+        END LOOP;
         result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
             'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
             'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int)));
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
     END IF;
     RETURN result;
 END

@@ -67,6 +67,8 @@ DECLARE
     locked timestamptz;
     ok boolean;
     new_session uuid;
+    role_path text[] := pg_catalog.string_to_array(auth_internal.setting('role_claim'), '.');
+    role_claim jsonb;
     lifetime integer := auth_internal.setting('session_lifetime')::int;
     idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
@@ -109,10 +111,15 @@ BEGIN
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime));
     IF return_jwt THEN
+        -- The role also at pg_auth.role_claim when that is a dotted path (app_metadata.role).
+        role_claim := to_jsonb(u.role);
+        FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
+            role_claim := jsonb_build_object(role_path[i], role_claim);
+        END LOOP;
         result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
             'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
             'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int)));
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
     END IF;
     RETURN result;
 END

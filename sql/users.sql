@@ -50,12 +50,17 @@ SELECT pg_catalog.pg_extension_config_dump('auth.password_resets', '');
 -- Raises an error PostgREST turns into exactly this HTTP status and JSON body; outside
 -- PostgREST it is an ordinary error with SQLSTATE PGRST and the JSON as message.
 CREATE FUNCTION auth.raise_http(status integer, code text, message text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RAISE SQLSTATE 'PGRST' USING
-        MESSAGE = json_build_object('code', code, 'message', message, 'details', NULL, 'hint', NULL)::text,
-        DETAIL = json_build_object('status', status, 'headers', json_build_object())::text;
+    IF auth_internal.setting('pgrst_errors')::boolean THEN
+        RAISE SQLSTATE 'PGRST' USING
+            MESSAGE = json_build_object('code', code, 'message', message, 'details', NULL, 'hint', NULL)::text,
+            DETAIL = json_build_object('status', status, 'headers', json_build_object())::text;
+    END IF;
+    -- PostgREST 11 reads no PGRST error: the status goes in a PT<status> SQLSTATE, the code in
+    -- the details.
+    RAISE EXCEPTION USING ERRCODE = 'PT' || status, MESSAGE = message, DETAIL = code;
 END
 $$;
 

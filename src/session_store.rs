@@ -63,25 +63,44 @@ pub(crate) fn verified_session() -> TableIterator<
     TableIterator::new(held.map(|h| (pg_uuid(h.session_id), pg_uuid(h.user_id), h.token_hash)))
 }
 
-/// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
-/// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
-pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held)> {
-    let hash = hash_token(token);
-    let row = read_as_owner("auth.sessions", |client| {
+/// The live session (not revoked, not expired, user not disabled) and its user, found by one
+/// more condition on the token hash `$1`.
+macro_rules! session_query {
+    ($token_condition:literal) => {
+        concat!(
+            "SELECT u.id::pg_catalog.text, u.role, u.email, s.id::pg_catalog.text, \
+                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8 \
+             FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
+             WHERE s.revoked_at IS NULL \
+               AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
+               AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled \
+               AND ",
+            $token_condition
+        )
+    };
+}
+const CURRENT_TOKEN: &str = session_query!("s.token_hash OPERATOR(pg_catalog.=) $1");
+const REPLACED_TOKEN: &str = session_query!(
+    "s.previous_token_hash OPERATOR(pg_catalog.=) $1 \
+     AND s.previous_valid_until OPERATOR(pg_catalog.>) pg_catalog.now()"
+);
+
+type SessionRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The row of `query` (`CURRENT_TOKEN` or `REPLACED_TOKEN`) for the token hash `hash`.
+fn session_row(hash: &[u8], query: &'static str) -> Result<Option<SessionRow>> {
+    read_as_owner("auth.sessions", |client| {
         let mut rows = select_planned(
             client,
-            "SELECT u.id::pg_catalog.text, u.role, u.email, s.id::pg_catalog.text, \
-                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8, \
-                    s.token_hash OPERATOR(pg_catalog.=) $1 \
-             FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
-             WHERE (s.token_hash OPERATOR(pg_catalog.=) $1 \
-                    OR (s.previous_token_hash OPERATOR(pg_catalog.=) $1 \
-                        AND s.previous_valid_until OPERATOR(pg_catalog.>) pg_catalog.now())) \
-               AND s.revoked_at IS NULL \
-               AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
-               AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
+            query,
             &[PgOid::BuiltIn(PgBuiltInOids::BYTEAOID)],
-            &[hash.clone().into()],
+            &[hash.to_vec().into()],
         )?;
         match rows.next() {
             None => Ok(None),
@@ -91,11 +110,22 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held
                 r.get::<String>(3)?,
                 r.get::<String>(4)?,
                 r.get::<i64>(5)?,
-                r.get::<bool>(6)?,
             ))),
         }
-    })?;
-    let Some((Some(sub), Some(role), email, Some(sid), exp, Some(current))) = row else {
+    })
+}
+
+/// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
+/// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
+pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held)> {
+    let hash = hash_token(token);
+    // The current token first (one unique-index probe); only a miss looks for a token that a
+    // refresh replaced moments ago.
+    let row = match session_row(&hash, CURRENT_TOKEN)? {
+        Some(row) => Some((row, true)),
+        None => session_row(&hash, REPLACED_TOKEN)?.map(|row| (row, false)),
+    };
+    let Some(((Some(sub), Some(role), email, Some(sid), exp), current)) = row else {
         return Err(AuthError::SessionInvalid);
     };
     let (Some(session_id), Some(user_id)) = (canonical_uuid(&sid), canonical_uuid(&sub)) else {

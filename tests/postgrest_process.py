@@ -51,9 +51,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def require_binary() -> None:
-    assert os.access(POSTGREST_BIN, os.X_OK), (
-        f"PostgREST binary not found at {POSTGREST_BIN}; run "
+def require_binary(binary: str = POSTGREST_BIN) -> None:
+    assert os.access(binary, os.X_OK), (
+        f"PostgREST binary not found at {binary}; run "
         "`bash -c 'source scripts/lib.sh && ensure_postgrest'` or set PG_AUTH_POSTGREST"
     )
 
@@ -75,7 +75,8 @@ class PostgRESTProcess:
     """One PostgREST process. Use as a context manager or call start()/stop(); subclasses extend
     start() (e.g. to prepare the database first) and stop() (to release what they hold)."""
 
-    def __init__(self, dir_prefix: str):
+    def __init__(self, dir_prefix: str, binary: str = POSTGREST_BIN):
+        self.binary = binary
         self.dir = Path(tempfile.mkdtemp(prefix=dir_prefix))
         self.config_path = self.dir / "postgrest.conf"
         self.log_path = self.dir / "postgrest.log"
@@ -115,10 +116,10 @@ class PostgRESTProcess:
     def start(self):
         """Starts PostgREST on the written config and waits (bounded) until /ready answers 200;
         on exit or timeout, stops and raises with the log tail. Returns self."""
-        require_binary()
+        require_binary(self.binary)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [POSTGREST_BIN, str(self.config_path)],
+                [self.binary, str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

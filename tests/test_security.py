@@ -339,3 +339,17 @@ def test_prepare_transaction_ends_the_held_session(admin):
     finally:
         admin.execute(f"ROLLBACK PREPARED '{gid}'")
     assert in_transaction(admin, ("SELECT auth.authenticate(%s) ->> 'sid'", (victim["token"],))) == victim["session_id"]
+
+
+def test_a_login_jwt_switches_role_with_a_dotted_role_claim(admin):
+    """With pg_auth.role_claim = 'app_metadata.role', the JWT auth.login returns carries the role
+    at that path too, so it switches role like the session cookie does (it never did)."""
+    admin.execute("SET pg_auth.role_claim = 'app_metadata.role'")
+    try:
+        _, login = signed_in(admin, "dotted")
+        payload = one(admin, "SELECT auth.decode_jwt_unverified(%s) -> 'payload'", (login["jwt"],))
+        assert payload["app_metadata"] == {"role": "sec_user"} and payload["role"] == "sec_user"
+        assert in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["jwt"],)),
+                              ("SELECT current_user::text", ())) == "sec_user"
+    finally:
+        admin.execute("RESET pg_auth.role_claim")
