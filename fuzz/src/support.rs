@@ -93,16 +93,16 @@ pub fn check_error(err: &AuthError) {
         name: "access_token".into(),
         secure: true,
     };
-    for clear in [None, Some(&spec)] {
-        let (message, detail) = pgrst_error(err, "PA001", clear);
-        let message: Value = serde_json::from_str(&message).expect("message is JSON");
-        assert_eq!(message["message"], Value::String(err.to_string()));
-        let detail: Value = serde_json::from_str(&detail).expect("detail is JSON");
-        let headers = detail["headers"].as_object().expect("headers object");
-        for (name, value) in headers {
-            let value = value.as_str().expect("header value is a string");
-            assert!(printable_ascii(value), "{name}: {value:?}");
-        }
+    let (message, detail) = pgrst_error(err, "PA001", Some(&spec));
+    let message: Value = serde_json::from_str(&message).expect("message is JSON");
+    assert_eq!(message["message"], Value::String(err.to_string()));
+    let detail: Value = serde_json::from_str(&detail).expect("detail is JSON");
+    assert_eq!(detail["status"], err.http_status());
+    let headers = detail["headers"].as_object().expect("headers object");
+    assert_eq!(headers.len(), 2);
+    for (name, value) in headers {
+        let value = value.as_str().expect("header value is a string");
+        assert!(printable_ascii(value), "{name}: {value:?}");
     }
 }
 
