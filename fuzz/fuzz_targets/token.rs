@@ -2,6 +2,8 @@
 //! from any JSON (the options argument of auth.verify_jwt is the caller's).
 #![no_main]
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use pg_auth_fuzz::jwt::verify::{decode_unverified, inspect, VerifyOptions, MAX_TOKEN_LEN};
 use pg_auth_fuzz::support::check_error;
@@ -19,6 +21,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(!parts[0].is_empty() && !parts[1].is_empty());
             // `none` and unknown names never get past the header.
             assert_ne!(pg_auth_fuzz::jwt::keys::alg_name(header.alg), "unknown");
+            // RFC 7515 5.2: the header is UTF-8 JSON text, all of it, not only the members
+            // pg_auth reads (no invalid UTF-8, no lone surrogate escape). Deep nesting in an
+            // unknown member is legal, so the full parse only runs on headers with escapes.
+            let bytes = B64.decode(parts[0]).expect("header is base64url");
+            let text = std::str::from_utf8(&bytes).expect("header is UTF-8");
+            if text.contains("\\u") {
+                serde_json::from_str::<Value>(text).expect("header escapes are valid");
+            }
         }
         Err(e) => check_error(&e),
     }
