@@ -344,6 +344,9 @@ for label, raw in [
     ("not-json", b"abc"), ("array", b"[]"), ("array-with-alg", b'[{"alg":"HS256"}]'), ("string", b'"HS256"'),
     ("number", b"1"), ("null", b"null"), ("true", b"true"), ("trailing-garbage", b'{"alg":"HS256"}x'),
     ("invalid-utf8", b'{"alg":"HS256","kid":"\xff"}'), ("bom", b'\xef\xbb\xbf{"alg":"HS256"}'),
+    # In members pg_auth does not read (found by the fuzz target `token`).
+    ("invalid-utf8-unread-member", b'{"alg":"HS256","x5u":"http://127.0.0-\xf1:1/cert"}'),
+    ("lone-surrogate-unread-member", b'{"alg":"HS256","x":"\\ud800"}'),
     ("typ-number", b'{"alg":"HS256","typ":5}'), ("kid-number", b'{"alg":"HS256","kid":5}'),
     ("kid-object", b'{"alg":"HS256","kid":{"$ne":null}}'), ("kid-bool", b'{"alg":"HS256","kid":true}'),
     ("kid-array", b'{"alg":"HS256","kid":["a"]}'), ("jwk-not-object", b'{"alg":"HS256","jwk":5}'),

@@ -263,6 +263,46 @@ fn critical_header_extensions_are_refused() {
     assert!(matches!(inspect(&token), Err(AuthError::MalformedToken(m)) if m.contains("crit")));
 }
 
+/// Found by the fuzz target `token`: bytes in a header member pg_auth does not read were not
+/// checked, so a validly signed token whose header was not UTF-8 JSON text verified (while
+/// decode_unverified refused it).
+#[test]
+fn header_members_not_read_must_still_be_json_text() {
+    let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();
+    let claims = json!({"sub": "u1", "exp": now() + 60});
+    for header in [
+        &b"{\"alg\":\"HS256\",\"x5u\":\"http://127.0.0-\xf1:1/cert\"}"[..],
+        br#"{"alg":"HS256","x":"\ud800"}"#,
+    ] {
+        let message = format!("{}.{}", B64.encode(header), B64.encode(claims.to_string()));
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            key.sign.as_ref().unwrap(),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        let token = format!("{message}.{signature}");
+        assert!(
+            matches!(inspect(&token), Err(AuthError::MalformedToken(_))),
+            "{:?}",
+            String::from_utf8_lossy(header)
+        );
+    }
+    // Valid escapes, and deep nesting in a member not read (legal JSON), stay accepted.
+    let token = format!(
+        "{}.e30.c2ln",
+        B64.encode(r#"{"alg":"HS256","kid":"\u00e9"}"#)
+    );
+    assert_eq!(inspect(&token).unwrap().kid.as_deref(), Some("\u{e9}"));
+    let nested = format!(
+        r#"{{"alg":"HS256","x":{}1{}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    let token = format!("{}.e30.c2ln", B64.encode(&nested));
+    assert!(inspect(&token).is_ok());
+}
+
 #[test]
 fn algorithms_option_narrows_further() {
     let key = parse_single_key_as(SECRET, Some(Algorithm::HS256)).unwrap();

@@ -132,8 +132,16 @@ pub fn inspect(token: &str) -> Result<TokenHeader> {
             "header is not a JSON object".into(),
         ));
     }
-    let raw: RawHeader = serde_json::from_slice(&bytes)
+    // The members RawHeader skips are not checked for UTF-8 or escapes; the whole header must be
+    // JSON text all the same (RFC 7515 §5.2), as for the payload and in decode_unverified.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| AuthError::MalformedToken("header is not UTF-8 JSON".into()))?;
+    let raw: RawHeader = serde_json::from_str(text)
         .map_err(|e| AuthError::MalformedToken(format!("header is not JSON: {e}")))?;
+    if text.contains("\\u") {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| AuthError::MalformedToken(format!("header is not JSON: {e}")))?;
+    }
     let alg = match raw.alg {
         Some(Value::String(name)) => parse_algorithm(&name)?,
         None | Some(Value::Null) => {
