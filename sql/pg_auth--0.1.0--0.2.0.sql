@@ -186,7 +186,8 @@ BEGIN
     END IF;
     -- PostgREST 11 reads no PGRST error: the status goes in a PT<status> SQLSTATE, the code in
     -- the details.
-    RAISE EXCEPTION USING ERRCODE = 'PT' || status, MESSAGE = message, DETAIL = code;
+    RAISE EXCEPTION USING ERRCODE = 'PT' || status, DETAIL = code,
+        MESSAGE = pg_catalog.regexp_replace(message, '[^ -~]', '?', 'g');  -- it becomes the status line
 END
 $$;
 

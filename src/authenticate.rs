@@ -33,7 +33,7 @@ fn authenticate_request() {
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
         let cookie =
             (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
-        let from_postgrest = request.from_postgrest();
+        let from_postgrest = s::behind_postgrest();
         drop(request);
         sqlstate::raise_answer(err, from_postgrest, cookie);
     }
@@ -64,7 +64,7 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
         Found::Token(_, source) => Some(*source),
         _ => None,
     };
-    establish(found, request.from_postgrest())
+    establish(found, s::behind_postgrest())
         .map(drop)
         .map_err(|e| (e, source))
 }

@@ -102,11 +102,6 @@ impl Request {
             .eq_ignore_ascii_case("bearer ")
             .then(|| value[7..].trim())
     }
-
-    /// Whether PostgREST set the request settings at all (else: a plain SQL client).
-    pub fn from_postgrest(&self) -> bool {
-        !self.headers.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -178,7 +173,6 @@ mod tests {
     #[test]
     fn garbage_settings_mean_no_request() {
         let r = Request::from_settings(Some("not json"), Some("[1]"));
-        assert!(!r.from_postgrest());
         assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
     }
 

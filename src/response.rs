@@ -32,19 +32,24 @@ impl CookieSpec {
     }
 }
 
-/// RFC 6750's `WWW-Authenticate` for a refused token. The description may quote parts of an
-/// unverified token (`kid`, `alg`, a role name): only printable ASCII reaches the header, and
-/// quotes and backslashes become `'`.
-pub fn www_authenticate(err: &AuthError) -> String {
-    let description: String = err
-        .to_string()
-        .chars()
+/// Text that may go into an HTTP header or status line: printable ASCII only (no CR/LF, no
+/// control or non-ASCII characters, which an unverified token can carry), quotes and backslashes
+/// as `'`.
+pub fn header_safe(text: &str) -> String {
+    text.chars()
         .map(|c| match c {
             '"' | '\\' => '\'',
             ' '..='~' => c,
             _ => '?',
         })
-        .collect();
+        .collect()
+}
+
+/// RFC 6750's `WWW-Authenticate` for a refused token. The description may quote parts of an
+/// unverified token (`kid`, `alg`, a role name): only printable ASCII reaches the header, and
+/// quotes and backslashes become `'`.
+pub fn www_authenticate(err: &AuthError) -> String {
+    let description = header_safe(&err.to_string());
     match err {
         AuthError::NoCredentials | AuthError::NotSignedIn | AuthError::WrongPassword(_) => {
             "Bearer".to_string()

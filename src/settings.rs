@@ -249,6 +249,13 @@ pub fn current(name: &str) -> Option<String> {
     })
 }
 
+/// Whether this transaction serves a PostgREST request. PostgREST sets `request.method` for every
+/// request; `request.headers` is no test: it is `{}` for a request that sends no header but a
+/// cookie (PostgREST leaves cookies out of it), and such a request is still PostgREST's.
+pub fn behind_postgrest() -> bool {
+    current("request.method").is_some_and(|m| !m.is_empty())
+}
+
 /// The cookie pg_auth sets and clears, from `pg_auth.cookie_name` and `pg_auth.cookie_secure`.
 pub fn cookie_spec() -> crate::response::CookieSpec {
     let name = text(&COOKIE_NAME).unwrap_or_else(|| "access_token".into());

@@ -122,7 +122,9 @@ pub fn raise_answer(err: AuthError, from_postgrest: bool, clear: Option<CookieSp
         // PostgREST 11 reads no PGRST error: a `PT<status>` SQLSTATE sets the status only (no
         // WWW-Authenticate, no clearing cookie); pg_auth's own code goes in the details.
         let code = make_sqlstate(&format!("PT{}", err.http_status()));
-        let (message, detail) = (err.to_string(), format!("pg_auth error {}", sqlstate(&err)));
+        // PostgREST 11 writes the message into the HTTP status line: printable ASCII only.
+        let message = crate::response::header_safe(&err.to_string());
+        let detail = format!("pg_auth error {}", sqlstate(&err));
         drop(err);
         raise_raw(code, message, Some(detail), None);
     }

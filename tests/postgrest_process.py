@@ -195,3 +195,17 @@ def describe(resp: requests.Response, server: PostgRESTProcess | None = None, *,
     if server is not None:
         out.append("PostgREST log tail:\n" + server.log_tail(15))
     return "\n".join(out)
+
+
+def raw_http(url: str, request: bytes) -> tuple[str, list[str], bytes]:
+    """Sends `request` as is (no header added by a client library); returns the status line,
+    the header lines and the body."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    return lines[0], lines[1:], body

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from postgrest_process import raw_http
 from postgrest_harness import (
     ADMIN, ALICE, AUDIENCE, AUTHENTICATOR, AUTHENTICATOR_CO, AUTHENTICATOR_STRICT, BOB, CAROL, ISSUER,
     OTHER_ROLE, ROWS, WEB_ANON, WEB_USER, E2EDatabase, PostgREST, assert_invalid_token, b64url, describe,
@@ -329,3 +330,16 @@ def test_no_role_or_claims_leak_between_requests(api, db):
         (backends.pop(),),
     )
     assert row["user"] == AUTHENTICATOR and row["state"] == "idle", row
+
+
+def test_a_request_without_any_header_runs_as_the_anon_role(api):
+    """Found by the third live attack: PostgREST leaves cookies out of request.headers, so a
+    request with no other header had request.headers = {} and was taken for a SQL client, and
+    ran as the authenticator itself."""
+    status, _, body = raw_http(api.url, b"GET /rpc/whoami HTTP/1.0\r\n\r\n")
+    assert status.split()[1] == "200", (status, body)
+    assert json.loads(body)["current_user"] == WEB_ANON, body
+    status, headers, body = raw_http(api.url, b"GET /rpc/whoami HTTP/1.0\r\nCookie: access_token=garbage\r\n\r\n")
+    assert status.split()[1] == "401", (status, body)
+    assert any(h.lower().startswith("www-authenticate: bearer") for h in headers), headers
+    assert any(h.lower().startswith("set-cookie: access_token=;") for h in headers), headers

@@ -10,13 +10,15 @@ end-to-end suites test. PG_AUTH_POSTGREST_11 is the binary (scripts/test.sh expo
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 import requests
 
 from conftest import connect, one
-from postgrest_process import PostgRESTProcess
+from jwtutil import b64url
+from postgrest_process import PostgRESTProcess, raw_http
 
 BINARY = os.environ.get(
     "PG_AUTH_POSTGREST_11",
@@ -122,3 +124,16 @@ def test_errors_of_pg_auths_sql_and_the_apps_own(api):
     assert pg_auth_code(r) == (401, "PT401", "pg_auth error PA017"), r.text
     r = requests.post(server.url + "/rpc/app_error", headers={"Cookie": "access_token="}, timeout=10)
     assert pg_auth_code(r) == (409, "PT409", "APP09"), r.text
+
+
+def test_token_text_never_reaches_the_status_line(api):
+    """Found by the third live attack: PostgREST 11 writes the error message into the HTTP
+    status line, and the message quoted an unverified kid with CR/LF: a token could add headers
+    to the response, or split it."""
+    server, _, _ = api
+    header = b64url(json.dumps({"alg": "ES256", "kid": "\r\nX-Injected: 1\r\nSet-Cookie: access_token=x"}).encode())
+    token = f"{header}.e30.AAAA"
+    status, headers, _ = raw_http(server.url, f"GET /rpc/whoami HTTP/1.0\r\nCookie: access_token={token}\r\n\r\n".encode())
+    assert status.split()[1] == "401", status
+    assert all(ord(c) < 127 and (c >= " " or c == "\t") for c in status), repr(status)
+    assert not any(h.lower().startswith(("x-injected", "set-cookie")) for h in headers), headers

@@ -75,14 +75,16 @@ def test_bearer_claims_are_verified_again_not_trusted(admin):
     _, victim = signed_in(admin, "bearer")
     forged = json.dumps({"role": "sec_user", "sub": victim["user_id"], "sid": victim["session_id"]})
     with pytest.raises(psycopg.Error) as e, admin.transaction():
-        admin.execute("SELECT set_config('request.headers', %s, true)", (json.dumps({"authorization": "Bearer not.a.jwt"}),))
+        admin.execute("SELECT set_config('request.method', 'GET', true), set_config('request.headers', %s, true)",
+                      (json.dumps({"authorization": "Bearer not.a.jwt"}),))
         admin.execute("SELECT set_config('request.jwt.claims', %s, true)", (forged,))
         admin.execute("SELECT auth.authenticate()")
     assert '"PA001"' in str(e.value) or "PA001" in str(e.value)
     # The real Bearer token works and binds its session.
     sid = in_transaction(
         admin,
-        ("SELECT set_config('request.headers', %s, true)", (json.dumps({"authorization": f"Bearer {victim['jwt']}"}),)),
+        ("SELECT set_config('request.method', 'GET', true), set_config('request.headers', %s, true)",
+         (json.dumps({"authorization": f"Bearer {victim['jwt']}"}),)),
         ("SELECT auth.authenticate()", ()),
         ("SELECT session_id::text FROM auth.verified_session()", ()),
     )
@@ -291,7 +293,8 @@ def test_a_host_prefixed_cookie_name_defeats_cookie_tossing(admin):
         assert cookie.startswith(f"__Host-access_token={victim_token};"), cookie
         assert "; Secure" in cookie and "; Path=/" in cookie and "Domain" not in cookie, cookie
         tossed = {"access_token": attacker_login["token"], "__Host-access_token": victim_token}
-        admin.execute("SELECT set_config('request.headers', '{}', true), set_config('request.cookies', %s, true)",
+        admin.execute("SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{}', true),"
+                      " set_config('request.cookies', %s, true)",
                       (json.dumps(tossed),))
         admin.execute("SELECT auth.authenticate()")
         assert one(admin, "SELECT auth.uid()::text") == victim
@@ -307,7 +310,7 @@ def test_one_error_table_for_sql_clients_and_postgrest(admin, kind, code, status
     mapped status, and a 401 says how to authenticate."""
     assert_sqlstate(admin, code, "SELECT auth_internal.raise_error(%s)", (kind,))
     with pytest.raises(psycopg.Error) as e, admin.transaction():
-        admin.execute("""SELECT set_config('request.headers', '{"accept": "*/*"}', true)""")
+        admin.execute("""SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"accept": "*/*"}', true)""")
         admin.execute("SELECT auth_internal.raise_error(%s)", (kind,))
     assert e.value.sqlstate == "PGRST"
     body = json.loads(e.value.diag.message_primary)

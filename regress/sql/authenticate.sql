@@ -130,33 +130,45 @@ DELETE FROM auth.keys WHERE kid = 'cold-cache';
 -- Pre-request mode with PostgREST's settings: cookie, then header, then the Bearer token (verified
 -- again: the claims in request.jwt.claims are a setting any SQL caller can write).
 BEGIN;
-SELECT set_config('request.headers', '{"user-agent":"t"}', true) IS NOT NULL AS set, set_config('request.cookies', json_build_object('access_token', user_token)::text, true) IS NOT NULL AS set FROM tok;
+SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"user-agent":"t"}', true) IS NOT NULL AS set, set_config('request.cookies', json_build_object('access_token', user_token)::text, true) IS NOT NULL AS set FROM tok;
 SELECT auth.authenticate();
 SELECT current_user, auth.email();
 COMMIT;
 BEGIN;
-SELECT set_config('request.headers', json_build_object('x-access-token', user_token)::text, true) IS NOT NULL AS set FROM tok;
+SELECT set_config('request.method', 'GET', true), set_config('request.headers', json_build_object('x-access-token', user_token)::text, true) IS NOT NULL AS set FROM tok;
 SELECT auth.authenticate();
 SELECT current_user;
 COMMIT;
 BEGIN;
-SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || user_token)::text, true) IS NOT NULL AS set,
+SELECT set_config('request.method', 'GET', true), set_config('request.headers', json_build_object('authorization', 'Bearer ' || user_token)::text, true) IS NOT NULL AS set,
        set_config('request.jwt.claims', '{"role":"regress_admin","sub":"forged-sub"}', true) IS NOT NULL AS set FROM tok;
 SELECT auth.authenticate();
 SELECT current_user, auth.claim('sub');
 COMMIT;
 
+-- A PostgREST request that sends only a cookie (PostgREST leaves it out of request.headers) or no
+-- header at all has request.headers = {}: it is still PostgREST's (request.method is set), so
+-- without a token it keeps db-anon-role, never the authenticator.
+BEGIN;
+SET LOCAL ROLE regress_anon;
+SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{}', true), set_config('request.cookies', '{}', true);
+SELECT auth.authenticate();
+SELECT current_user AS still_the_anon_role;
+COMMIT;
+SELECT errd($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{}', true),
+                     set_config('request.cookies', '{"access_token":"garbage"}', true), auth.authenticate()$$);
+
 -- Failures in PostgREST become PGRST errors: status, WWW-Authenticate, cookie cleared.
-SELECT errd(format($$SELECT set_config('request.headers', '{"a":"b"}', true), set_config('request.cookies', %L, true), auth.authenticate()$$,
+SELECT errd(format($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"a":"b"}', true), set_config('request.cookies', %L, true), auth.authenticate()$$,
                    json_build_object('access_token', expired_token))) FROM tok;
-SELECT errd(format($$SELECT set_config('request.headers', %L, true), auth.authenticate()$$,
+SELECT errd(format($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', %L, true), auth.authenticate()$$,
                    json_build_object('x-access-token', other_token))) FROM tok;
-SELECT errd(format($$SELECT set_config('request.headers', %L, true), auth.authenticate()$$,
+SELECT errd(format($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', %L, true), auth.authenticate()$$,
                    json_build_object('authorization', 'Bearer ' || super_token))) FROM tok;
-SELECT errd($$SELECT set_config('request.headers', '{"authorization":"Bearer a.b.c"}', true),
+SELECT errd($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"authorization":"Bearer a.b.c"}', true),
                      set_config('request.jwt.claims', '{"role":"regress_user"}', true), auth.authenticate()$$);
 SET pg_auth.anonymous = off;
-SELECT errd($$SELECT set_config('request.headers', '{"a":"b"}', true), auth.authenticate()$$);
+SELECT errd($$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"a":"b"}', true), auth.authenticate()$$);
 RESET pg_auth.anonymous;
 
 -- Settings: typos in the pg_auth. prefix are errors, and web roles cannot change them.

@@ -110,9 +110,6 @@ pub(crate) mod auth_internal {
             "json_required" => AuthError::JsonRequired,
             other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
         };
-        let from_postgrest =
-            crate::request::Request::from_settings(s::current("request.headers").as_deref(), None)
-                .from_postgrest();
-        crate::sqlstate::raise_answer(err, from_postgrest, None)
+        crate::sqlstate::raise_answer(err, s::behind_postgrest(), None)
     }
 }

@@ -16,11 +16,11 @@ SELECT public.err(format('SELECT auth.authenticate(%L)', ring_jwt)) AS ring_jwt,
        public.err('SELECT auth.authenticate(NULL)') AS anonymous
 FROM public.creds;
 -- PostgREST's pre-request, with request.* set by hand: cookie, header, Bearer.
-SELECT public.err(format($q$SELECT set_config('request.headers', '{"x-access-token": %s}', true),
+SELECT public.err(format($q$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"x-access-token": %s}', true),
                                   set_config('request.cookies', '{"access_token": %s}', true),
                                   auth.authenticate()$q$, to_json(sid_jwt), to_json(session_token))) AS pre_request
 FROM public.creds;
-SELECT public.err(format($q$SELECT set_config('request.headers', '{"authorization": "Bearer %s"}', true),
+SELECT public.err(format($q$SELECT set_config('request.method', 'GET', true), set_config('request.headers', '{"authorization": "Bearer %s"}', true),
                                   set_config('request.jwt.claims', %L, true),
                                   auth.authenticate()$q$, ring_jwt, '{"role":"regress_web","jti":"x","sid":"00000000-0000-0000-0000-000000000000"}')) AS pre_request_bearer
 FROM public.creds;
