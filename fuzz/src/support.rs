@@ -19,7 +19,7 @@ pub const HMAC_SECRET: &str = "fuzz-secret-0123456789abcdef-0123456789";
 pub const P256_SCALAR: [u8; 32] = [0x11; 32];
 
 pub fn hmac_key() -> Key {
-    parse_single_key(HMAC_SECRET).expect("HMAC test secret")
+    parse_single_key_as(HMAC_SECRET, Some(Algorithm::HS256)).expect("HMAC test secret")
 }
 
 pub fn p256_secret() -> p256::SecretKey {
@@ -83,12 +83,12 @@ pub fn printable_ascii(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
-/// What every refusal must give PostgREST: a 401/403/500 whose JSON message and detail parse,
+/// What every refusal must give PostgREST: its status, a JSON message and detail that parse,
 /// and header values of printable ASCII only (no CR/LF: no header injection from token text).
 pub fn check_error(err: &AuthError) {
     let header = www_authenticate(err);
     assert!(printable_ascii(&header), "WWW-Authenticate {header:?}");
-    assert!(matches!(err.http_status(), 401 | 403 | 500), "{err:?}");
+    assert!(matches!(err.http_status(), 400 | 401 | 403 | 415 | 429 | 500), "{err:?}");
     let spec = CookieSpec {
         name: "access_token".into(),
         secure: true,
@@ -99,7 +99,10 @@ pub fn check_error(err: &AuthError) {
     let detail: Value = serde_json::from_str(&detail).expect("detail is JSON");
     assert_eq!(detail["status"], err.http_status());
     let headers = detail["headers"].as_object().expect("headers object");
-    assert_eq!(headers.len(), 2);
+    // The clearing cookie, and WWW-Authenticate only for a 401 or 403 (RFC 9110).
+    let challenges = matches!(err.http_status(), 401 | 403);
+    assert_eq!(headers.len(), 1 + usize::from(challenges));
+    assert_eq!(headers.contains_key("WWW-Authenticate"), challenges);
     for (name, value) in headers {
         let value = value.as_str().expect("header value is a string");
         assert!(printable_ascii(value), "{name}: {value:?}");
