@@ -88,7 +88,10 @@ pub fn printable_ascii(s: &str) -> bool {
 pub fn check_error(err: &AuthError) {
     let header = www_authenticate(err);
     assert!(printable_ascii(&header), "WWW-Authenticate {header:?}");
-    assert!(matches!(err.http_status(), 400 | 401 | 403 | 415 | 429 | 500), "{err:?}");
+    assert!(
+        matches!(err.http_status(), 400 | 401 | 403 | 415 | 429 | 500),
+        "{err:?}"
+    );
     let spec = CookieSpec {
         name: "access_token".into(),
         secure: true,
