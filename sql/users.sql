@@ -105,9 +105,11 @@ $$;
 
 -- Changes the password of the signed-in user (old one required) and ends their other sessions
 -- and unused reset tokens. The user is the one auth.authenticate verified in this transaction,
--- never request.jwt.claims. An email locked by failed logins is refused here too (429). (A wrong
--- old password raises, so it cannot be counted: the count would roll back with the error.)
-CREATE FUNCTION auth.change_password(old_password text, new_password text) RETURNS void
+-- never request.jwt.claims. An email locked by failed logins is refused here too (429). A wrong
+-- old password counts towards that lock like a failed login, so it is returned, not raised (an
+-- error would roll the count back): {"code": "28P01", ...} with response.status 401. Success
+-- returns {"changed": true}.
+CREATE FUNCTION auth.change_password(old_password text, new_password text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -130,12 +132,15 @@ BEGIN
     END IF;
     PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
-        PERFORM auth_internal.raise_error('wrong_password', 'the current password is wrong');
+        PERFORM auth_internal.record_failed_login(key);
+        PERFORM set_config('response.status', '401', true);
+        RETURN jsonb_build_object('code', '28P01', 'message', 'the current password is wrong');
     END IF;
     PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
     PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
     DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
+    RETURN jsonb_build_object('changed', true);
 END
 $$;
 

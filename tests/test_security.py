@@ -165,16 +165,34 @@ def test_change_password_honours_the_login_lockout(admin):
 
     def change(old):
         try:
-            in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
-                           ("SELECT auth.change_password(%s, 'whatever new 1')", (old,)))
+            answer = in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
+                                    ("SELECT auth.change_password(%s, 'whatever new 1')", (old,)))
         except psycopg.Error as e:
             return e.sqlstate
-        return "00000"
+        return answer.get("code", "changed")
 
     assert change("a wrong guess") == "28P01"
-    for i in range(3):
+    for i in range(2):
         one(admin, "SELECT auth.login(%s, %s)", (email, f"wrong {i}"))
+    # The wrong guess through change_password counted: 1 + 2 failures lock the email.
     assert change(PASSWORD) == "PA015"
+
+
+def test_a_stolen_session_cannot_guess_the_old_password_without_limit(admin):
+    """Issue 7, Low: wrong old passwords given to change_password are counted like failed logins
+    (returned, not raised, so the count is not rolled back), so guessing through a stolen session
+    locks the email after pg_auth.login_max_failures."""
+    _, login = signed_in(admin, "stolen")
+    admin.execute("SET pg_auth.login_max_failures = 4")
+    answers = []
+    for i in range(6):
+        try:
+            answers.append(in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
+                                          ("SELECT auth.change_password(%s, 'a brand new one')", (f"guess {i}",)))["code"])
+        except psycopg.Error as e:
+            answers.append(e.sqlstate)
+    assert answers == ["28P01"] * 4 + ["PA015"] * 2, answers
+    admin.execute("RESET pg_auth.login_max_failures")
 
 
 def test_a_key_retired_mid_statement_elsewhere_is_refused_next(admin, new_conn):

@@ -52,10 +52,12 @@ GRANT SELECT ON pw_sessions TO regress_pw;
 SELECT err($$SELECT auth.change_password('old password', 'new password')$$) AS not_signed_in;
 BEGIN;
 SELECT auth.authenticate(mine ->> 'token') IS NOT NULL FROM pw_sessions;
-SELECT err($$SELECT auth.change_password('wrong', 'new password')$$) AS wrong_old;
+SELECT auth.change_password('wrong', 'new password') AS wrong_old_is_returned_and_counted,
+       current_setting('response.status') AS status;
 SELECT err($$SELECT auth.change_password('old password', 'short')$$) AS too_short;
 SELECT auth.change_password('old password', 'new password');
 COMMIT;
+SELECT failed_logins AS counted FROM auth.login_attempts WHERE email_key = auth_internal.email_key('pw@example.com');
 SELECT err(format('SELECT auth.authenticate(%L)', other ->> 'token')) AS other_session,
        err(format('SELECT auth.authenticate(%L)', mine ->> 'token')) AS own_session FROM pw_sessions;
 SELECT auth.login('pw@example.com', 'old password') ->> 'code' AS old_refused,
