@@ -13,7 +13,7 @@ use pg_auth_fuzz::jwt::ring::{KeyRing, RingKey};
 use pg_auth_fuzz::jwt::verify::inspect;
 use pg_auth_fuzz::support::{
     b64_decode, check_error, check_verified, es256_keys, hmac_key, options, p256_secret,
-    signed_token, split_ff, HMAC_SECRET,
+    signed_token, token_input, HMAC_SECRET,
 };
 
 const NOW: f64 = 1_000_000.0;
@@ -58,14 +58,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = options(selector >> 1);
     RING.with(|(ring, key, es)| {
-        let token = if selector & 1 == 0 {
-            match std::str::from_utf8(rest) {
-                Ok(t) => t.to_string(),
-                Err(_) => return,
-            }
-        } else {
-            let (header, payload) = split_ff(rest);
-            signed_token(header, payload.unwrap_or(b"{}"), key, Algorithm::HS256)
+        let Some(token) = token_input(selector, rest, |header, payload| {
+            signed_token(header, payload, key, Algorithm::HS256)
+        }) else {
+            return;
         };
         match ring.verify(&token, &options, NOW) {
             Ok(verified) => {

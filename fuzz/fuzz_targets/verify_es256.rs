@@ -10,7 +10,7 @@ use pg_auth_fuzz::jwt::keys::Key;
 use pg_auth_fuzz::jwt::verify::{inspect, verify_with_key};
 use pg_auth_fuzz::support::{
     b64_decode, check_error, check_verified, es256_keys, options, p256_secret, signed_token,
-    split_ff,
+    token_input,
 };
 
 thread_local! {
@@ -23,14 +23,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = options(selector >> 1);
     KEYS.with(|(private, public)| {
-        let token = if selector & 1 == 0 {
-            match std::str::from_utf8(rest) {
-                Ok(t) => t.to_string(),
-                Err(_) => return,
-            }
-        } else {
-            let (header, payload) = split_ff(rest);
-            signed_token(header, payload.unwrap_or(b"{}"), private, Algorithm::ES256)
+        let Some(token) = token_input(selector, rest, |header, payload| {
+            signed_token(header, payload, private, Algorithm::ES256)
+        }) else {
+            return;
         };
         let result = inspect(&token).and_then(|h| verify_with_key(&token, &h, public, &options));
         match result {

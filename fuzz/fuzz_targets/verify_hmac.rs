@@ -9,7 +9,7 @@ use pg_auth_fuzz::error::AuthError;
 use pg_auth_fuzz::jwt::keys::Key;
 use pg_auth_fuzz::jwt::verify::{inspect, verify_with_key};
 use pg_auth_fuzz::support::{
-    b64_decode, check_error, check_verified, hmac_key, options, signed_token, split_ff,
+    b64_decode, check_error, check_verified, hmac_key, options, signed_token, token_input,
 };
 
 thread_local! {
@@ -22,15 +22,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let options = options(selector >> 1);
     KEY.with(|key| {
-        let token = if selector & 1 == 0 {
-            match std::str::from_utf8(rest) {
-                Ok(t) => t.to_string(),
-                Err(_) => return,
-            }
-        } else {
-            let (header, payload) = split_ff(rest);
+        let Some(token) = token_input(selector, rest, |header, payload| {
             let alg = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512][selector as usize % 3];
-            signed_token(header, payload.unwrap_or(b"{}"), key, alg)
+            signed_token(header, payload, key, alg)
+        }) else {
+            return;
         };
         let result = inspect(&token).and_then(|h| verify_with_key(&token, &h, key, &options));
         match result {

@@ -8,7 +8,7 @@ use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
-use crate::jwt::keys::{parse_single_key, parse_single_key_as, Key};
+use crate::jwt::keys::{parse_single_key_as, Key};
 use crate::jwt::sign::sign;
 use crate::jwt::verify::{inspect, verify_with_key, Verified, VerifyOptions};
 use crate::response::{pgrst_error, www_authenticate, CookieSpec};
@@ -252,4 +252,19 @@ pub fn check_key(key: &Key) {
             assert_eq!(verified.payload, r#"{"sub":"fuzz"}"#);
         }
     }
+}
+
+/// The token a verification target checks: the input as text when `selector`'s low bit is 0,
+/// else a token `sign` makes from the input split into header and payload at 0xFF (so that
+/// mutations get past the signature check). `None` for text that is not UTF-8.
+pub fn token_input(
+    selector: u8,
+    rest: &[u8],
+    sign: impl FnOnce(&[u8], &[u8]) -> String,
+) -> Option<String> {
+    if selector & 1 == 0 {
+        return std::str::from_utf8(rest).ok().map(str::to_string);
+    }
+    let (header, payload) = split_ff(rest);
+    Some(sign(header, payload.unwrap_or(b"{}")))
 }
