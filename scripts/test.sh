@@ -26,7 +26,7 @@ cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$pgrx_data/data"
 install_extension
 start_cluster test 5499
 # Two-phase commit is tested (a prepared transaction must end what authenticate held).
-psql -q -d postgres -c "ALTER SYSTEM SET max_prepared_transactions = 10"
+"$PG_BIN/psql" -q -d postgres -c "ALTER SYSTEM SET max_prepared_transactions = 10"
 # A new .so is only loaded by new backends; restart so no stale library lingers (and settings apply).
 as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$RUN_DIR/test/data" -w restart -m fast >/dev/null
 
