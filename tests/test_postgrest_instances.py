@@ -7,6 +7,7 @@ auth.keys; sessions are looked up on every request.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import requests
@@ -93,3 +94,49 @@ def test_keys_rotated_in_sql_hold_for_every_connection_of_both_instances(instanc
         c.execute("SELECT auth.generate_key('ES256', 'rotation-2')")
         second = one(c, "SELECT auth.sign_jwt(%s::jsonb)", (claims,))
     assert answers(a, second) == answers(b, second) == {(200, "inst_user")}
+
+
+def test_bearer_mode_two_instances_pick_up_a_new_jwks_with_a_config_reload(instances):
+    """Bearer mode: PostgREST verifies the token itself with its jwt-secret before pg_auth sees
+    it. With the JWKS kept in the database (ALTER ROLE authenticator SET pgrst.jwt_secret =
+    auth.jwks(), db-config on) a NOTIFY pgrst, 'reload config' hands every instance the new keys
+    without a restart. A retired key is refused at once by pg_auth, before any reload."""
+    _, uid = instances
+    with connect(DB) as c:
+        c.execute("SELECT auth.generate_key('ES256', 'bearer-1')")
+        publish = ("DO $$ BEGIN EXECUTE format('ALTER ROLE inst_authenticator IN DATABASE %I SET pgrst.jwt_secret = %L',"
+                   " current_database(), auth.jwks()::text); END $$")
+        c.execute(publish)
+        claims = '{"role": "inst_user", "sub": "%s"}' % uid
+        first = one(c, "SELECT auth.sign_jwt(%s::jsonb)", (claims,))
+    servers = []
+    for name in ("c", "d"):
+        server = PostgRESTProcess(f"pg_auth_instance_{name}_")
+        server.write_config(f"postgres://inst_authenticator@127.0.0.1:{os.environ.get('PGPORT', '5499')}/{DB}",
+                            anon_role="inst_anon", pool=4, acquisition_timeout=10,
+                            extra={"db-config": True, "db-channel-enabled": True})
+        servers.append(server.start())
+    try:
+        def bearer(server, token):
+            r = requests.get(server.url + "/rpc/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            return r.status_code, (r.json().get("role") if r.status_code == 200 else r.json().get("code"))
+
+        assert [bearer(s, first) for s in servers] == [(200, "inst_user")] * 2
+        with connect(DB) as c:
+            c.execute("SELECT auth.generate_key('ES256', 'bearer-2')")
+            second = one(c, "SELECT auth.sign_jwt(%s::jsonb)", (claims,))
+            # Not in PostgREST's jwt-secret yet: PostgREST itself refuses it (PGRST301).
+            assert all(bearer(s, second)[0] == 401 for s in servers)
+            c.execute(publish)
+            c.execute("NOTIFY pgrst, 'reload config'")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [bearer(s, second) for s in servers] != [(200, "inst_user")] * 2:
+            time.sleep(0.2)
+        assert [bearer(s, second) for s in servers] == [(200, "inst_user")] * 2
+        with connect(DB) as c:
+            c.execute("SELECT auth.retire_key('bearer-1')")
+        # Still in PostgREST's jwt-secret, but pg_auth verifies every Bearer token again.
+        assert [bearer(s, first) for s in servers] == [(401, "PA010")] * 2
+    finally:
+        for server in servers:
+            server.stop()
