@@ -47,11 +47,7 @@ fn authenticate_token(token: Option<&str>) -> JsonbText {
         Some(t) => Found::Token(t.to_string(), Source::Header),
         None => Found::Nothing,
     };
-    JsonbText(
-        establish(found, false)
-            .and_then(|claims| storable(Value::Object(claims).to_string()))
-            .or_raise(),
-    )
+    JsonbText(establish(found, false).and_then(storable).or_raise())
 }
 
 fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option<Source>)> {
@@ -69,10 +65,11 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
         .map_err(|e| (e, source))
 }
 
-/// Verifies what was found and applies it: role (unless claims-only) and `request.jwt.claims`.
+/// Verifies what was found and applies it: role (unless claims-only) and `request.jwt.claims`;
+/// returns the claims as published.
 /// Every token is verified here, the Bearer one too (PostgREST checked it already, but what it
 /// publishes in `request.jwt.claims` is a setting any SQL caller can write).
-fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
+fn establish(found: Found, from_postgrest: bool) -> Result<String> {
     session_store::forget();
     let (claims, role, held) = match found {
         Found::Token(token, _) if credential(&token) == Credential::Session => {
@@ -103,15 +100,15 @@ fn establish(found: Found, from_postgrest: bool) -> Result<Map<String, Value>> {
             None => {}
         }
     }
-    published::publish(&claims);
+    let published = published::publish(&claims);
     // Only now, with every check passed, does the transaction hold the session.
     if let Some(held) = held {
         session_store::hold(held);
     }
-    Ok(claims)
+    Ok(published)
 }
 
-fn anonymous(from_postgrest: bool) -> Result<Map<String, Value>> {
+fn anonymous(from_postgrest: bool) -> Result<String> {
     if !s::ANONYMOUS.get() {
         return Err(AuthError::NoCredentials);
     }
@@ -139,8 +136,7 @@ fn anonymous(from_postgrest: bool) -> Result<Map<String, Value>> {
             Map::new()
         }
     };
-    published::publish(&claims);
-    Ok(claims)
+    Ok(published::publish(&claims))
 }
 
 fn verify_options() -> Result<VerifyOptions> {

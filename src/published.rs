@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::api::jsonb::JsonbText;
 use crate::error::AuthError;
 use crate::identity::canonical_uuid;
+use crate::session_store::pg_uuid;
 use crate::settings::{self as s, set_local};
 use crate::sqlstate::OrRaise;
 
@@ -32,21 +33,32 @@ fn forget() {
     PUBLISHED.set(None);
 }
 
-/// Writes `claims` to `request.jwt.claims` (transaction-local) and remembers them as verified.
-pub fn publish(claims: &Map<String, Value>) {
-    let text = Value::Object(claims.clone()).to_string();
+/// Writes `claims` to `request.jwt.claims` (transaction-local), remembers them as verified and
+/// returns the text written.
+pub fn publish(claims: &Map<String, Value>) -> String {
+    let text = Value::from(claims.clone()).to_string();
     set_local(CLAIMS_SETTING, &text);
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .and_then(canonical_uuid)
-        .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes()));
-    let first = PUBLISHED.replace(Some(Published { text, sub })).is_none();
+    let first = PUBLISHED
+        .replace(Some(Published {
+            text: text.clone(),
+            sub: sub_of(claims),
+        }))
+        .is_none();
     if first {
         register_xact_callback(PgXactCallbackEvent::Commit, forget);
         register_xact_callback(PgXactCallbackEvent::Abort, forget);
         register_xact_callback(PgXactCallbackEvent::Prepare, forget);
     }
+    text
+}
+
+/// The `sub` claim as a uuid when it is one in canonical form.
+fn sub_of(claims: &Map<String, Value>) -> Option<pgrx::Uuid> {
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .and_then(canonical_uuid)
+        .map(pg_uuid)
 }
 
 /// What the helpers may answer from: the verified claims; nothing when `auth.authenticate` did
@@ -63,9 +75,13 @@ enum Source {
 
 fn source() -> crate::error::Result<Source> {
     let current = s::current(CLAIMS_SETTING).filter(|t| !t.is_empty());
-    let verified = PUBLISHED.with_borrow(|p| p.as_ref().map(|p| (p.text.clone(), p.sub)));
+    // Whether the setting still holds what was published, and its sub: compared in place.
+    let verified = PUBLISHED.with_borrow(|p| {
+        p.as_ref()
+            .map(|p| (current.as_deref() == Some(p.text.as_str()), p.sub))
+    });
     match (verified, current) {
-        (Some((text, sub)), Some(current)) if current == text => Ok(Source::Verified { text, sub }),
+        (Some((true, sub)), Some(text)) => Ok(Source::Verified { text, sub }),
         (Some(_), _) => Err(AuthError::ClaimsChanged),
         (None, Some(current)) if s::TRUST_REQUEST_CLAIMS.get() => Ok(Source::Setting(current)),
         (None, _) => Ok(Source::Nothing),
@@ -86,11 +102,9 @@ fn jwt() -> JsonbText {
 fn uid() -> Option<pgrx::Uuid> {
     match source().or_raise() {
         Source::Verified { sub, .. } => sub,
-        Source::Setting(text) => serde_json::from_str::<Value>(&text)
+        Source::Setting(text) => serde_json::from_str::<Map<String, Value>>(&text)
             .ok()
-            .and_then(|v| v.get("sub").and_then(Value::as_str).map(str::to_string))
-            .and_then(|s| canonical_uuid(&s))
-            .map(|u| pgrx::Uuid::from_bytes(*u.as_bytes())),
+            .and_then(|claims| sub_of(&claims)),
         Source::Nothing => None,
     }
 }

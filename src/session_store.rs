@@ -47,6 +47,11 @@ pub fn hold(held: Held) {
     }
 }
 
+/// A uuid as pgrx hands it to PostgreSQL.
+pub(crate) fn pg_uuid(u: Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*u.as_bytes())
+}
+
 /// The session and user `auth.authenticate` verified in this transaction (no row when none),
 /// and the hash of the session token presented (NULL for a `sid`-bound JWT).
 #[pg_extern(volatile)]
@@ -58,7 +63,6 @@ pub(crate) fn verified_session() -> TableIterator<
         name!(token_hash, Option<Vec<u8>>),
     ),
 > {
-    let pg_uuid = |u: Uuid| pgrx::Uuid::from_bytes(*u.as_bytes());
     let held = HELD.with_borrow(|h| h.clone());
     TableIterator::new(held.map(|h| (pg_uuid(h.session_id), pg_uuid(h.user_id), h.token_hash)))
 }
