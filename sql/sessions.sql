@@ -17,11 +17,48 @@ CREATE TABLE auth.sessions (
     -- The token the last auth.refresh() replaced: it still signs in until previous_valid_until
     -- (pg_auth.refresh_grace_period), for requests already in flight, but never refreshes.
     previous_token_hash  bytea UNIQUE CHECK (length(previous_token_hash) = 32),
-    previous_valid_until timestamptz
+    previous_valid_until timestamptz,
+    -- What auth.authenticate needs of the user, copied so that one index probe answers a request.
+    -- Kept equal to auth.users by the triggers below; NULL (a row written with triggers off) makes
+    -- auth.authenticate read auth.users instead.
+    user_role     text,
+    user_email    text,
+    user_disabled boolean
 );
 CREATE INDEX sessions_user_id ON auth.sessions (user_id);
 REVOKE ALL ON auth.sessions FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.sessions', '');
+
+-- A new session (or one moved to another user, or its copy edited by hand) takes the user's
+-- values from auth.users. FOR SHARE waits for a concurrent change of the user and then reads
+-- what it committed, so a session is never created with values a change just missed.
+CREATE FUNCTION auth_internal.copy_user_into_session() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT u.role, u.email, u.disabled INTO NEW.user_role, NEW.user_email, NEW.user_disabled
+    FROM auth.users u WHERE u.id = NEW.user_id FOR SHARE;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER sessions_copy_user BEFORE INSERT OR UPDATE OF user_id, user_role, user_email, user_disabled
+ON auth.sessions FOR EACH ROW EXECUTE FUNCTION auth_internal.copy_user_into_session();
+
+-- A change of a user's role, email or disabled flag reaches every session of the user in the same
+-- transaction: the next request sees it, as it would reading auth.users.
+CREATE FUNCTION auth_internal.copy_user_to_sessions() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.sessions s SET user_role = NEW.role, user_email = NEW.email, user_disabled = NEW.disabled
+    WHERE s.user_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER users_copy_to_sessions AFTER UPDATE OF role, email, disabled ON auth.users
+FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.email IS DISTINCT FROM NEW.email
+                   OR OLD.disabled IS DISTINCT FROM NEW.disabled)
+EXECUTE FUNCTION auth_internal.copy_user_to_sessions();
 
 -- Appends one header to PostgREST's response.headers (a JSON array of one-key objects).
 CREATE FUNCTION auth_internal.add_response_header(name text, value text) RETURNS void

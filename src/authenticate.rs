@@ -24,10 +24,8 @@ use crate::{keyring, published, session_store, sqlstate};
 /// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
 #[pg_extern(volatile, name = "authenticate")]
 fn authenticate_request() {
-    let request = Request::from_settings(
-        s::current("request.headers").as_deref(),
-        s::current("request.cookies").as_deref(),
-    );
+    let setting = |name: &str| s::current(name);
+    let request = Request::new(&setting);
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
@@ -47,7 +45,7 @@ fn authenticate_token(token: Option<&str>) -> JsonbText {
         Some(t) => Found::Token(t.to_string(), Source::Header),
         None => Found::Nothing,
     };
-    JsonbText(establish(found, false).and_then(storable).or_raise())
+    JsonbText(establish(found, || false).and_then(storable).or_raise())
 }
 
 fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option<Source>)> {
@@ -60,7 +58,7 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
         Found::Token(_, source) => Some(*source),
         _ => None,
     };
-    establish(found, s::behind_postgrest())
+    establish(found, s::behind_postgrest)
         .map(drop)
         .map_err(|e| (e, source))
 }
@@ -69,7 +67,7 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 /// returns the claims as published.
 /// Every token is verified here, the Bearer one too (PostgREST checked it already, but what it
 /// publishes in `request.jwt.claims` is a setting any SQL caller can write).
-fn establish(found: Found, from_postgrest: bool) -> Result<String> {
+fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> {
     session_store::forget();
     let (claims, role, held) = match found {
         Found::Token(token, _) if credential(&token) == Credential::Session => {
@@ -84,7 +82,7 @@ fn establish(found: Found, from_postgrest: bool) -> Result<String> {
             let role = role_claim(&claims, &role_path)?.map(str::to_string);
             (claims, role, held)
         }
-        Found::Nothing => return anonymous(from_postgrest),
+        Found::Nothing => return anonymous(from_postgrest()),
     };
     check_not_revoked(&claims)?;
     if !s::CLAIMS_ONLY.get() {
@@ -92,7 +90,7 @@ fn establish(found: Found, from_postgrest: bool) -> Result<String> {
             Some(role) => switch_role(&role)?,
             // Behind PostgREST the request already runs as db-anon-role; a SQL client would stay
             // the authenticator, which is never a token's role.
-            None if !from_postgrest => {
+            None if !from_postgrest() => {
                 return Err(AuthError::RoleNotAllowed(
                     "the token names no role and pg_auth.anon_role is not set".into(),
                 ))

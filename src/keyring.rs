@@ -32,6 +32,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
         GENERATION.set(GENERATION.get() + 1);
     }
     crate::privileged::forget(relid);
+    crate::probe::forget(relid);
 }
 
 /// Called from `_PG_init`.

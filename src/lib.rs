@@ -22,6 +22,7 @@ mod api;
 mod authenticate;
 mod keyring;
 mod privileged;
+mod probe;
 mod published;
 mod revocation;
 mod session_store;
@@ -88,6 +89,28 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
     keyring::register_invalidation_callback();
+    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+}
+
+/// What `auth.authenticate` verified (the session held, the claims published) lasts one
+/// transaction. PREPARE TRANSACTION ends it on this connection without commit or abort.
+#[pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) {
+        session_store::forget();
+        published::forget();
+    }
 }
 
 /// Used by `cargo pgrx test`.

@@ -1,5 +1,5 @@
-//! Reading pg_auth's private tables (`auth.keys`, `auth.sessions`, `auth.revoked_tokens`) on
-//! behalf of any caller.
+//! Reading pg_auth's private tables on behalf of any caller by SQL (`auth.keys`, loaded once per
+//! backend; the request path's one-row lookups go through `probe` instead).
 //!
 //! For one fixed read-only query we run as the table's owner, the way a SECURITY DEFINER
 //! function would: callers never get read access to key material or session hashes, yet every
@@ -13,21 +13,16 @@
 //! their own must never be resolved while we hold the owner's rights.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
-use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult, SpiTupleTable};
-use pgrx::{pg_sys, PgOid};
+use pgrx::spi::{SpiClient, SpiResult};
 
 use crate::error::{AuthError, Result};
 
 thread_local! {
     /// (qualified name, relation oid, owner) of tables looked up so far in this backend.
     static TABLES: RefCell<Vec<(&'static str, pg_sys::Oid, pg_sys::Oid)>> = const { RefCell::new(Vec::new()) };
-    /// Plans of the fixed queries on the request path, made once per backend. PostgreSQL's plan
-    /// cache re-plans them by itself when a table they use changes.
-    static PLANS: RefCell<Vec<(&'static str, Rc<OwnedPreparedStatement>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Forgets cached table facts after a relcache invalidation (`InvalidOid` means all).
@@ -68,6 +63,13 @@ pub fn table(name: &'static str) -> Result<(pg_sys::Oid, pg_sys::Oid)> {
     }
 }
 
+/// Runs `read` (read-only SPI on the catalog, which every role may read) with the safe
+/// search_path.
+pub fn read_catalog<T>(read: impl FnOnce(&SpiClient<'_>) -> SpiResult<T>) -> Result<T> {
+    let _path = SafeSearchPath::push();
+    Spi::connect(read).map_err(|e| AuthError::Storage(format!("cannot read the catalog: {e}")))
+}
+
 /// Runs `read` (read-only SPI) as the owner of `table`.
 pub fn read_as_owner<T>(
     table_name: &'static str,
@@ -76,30 +78,6 @@ pub fn read_as_owner<T>(
     let (_, owner) = table(table_name)?;
     let _as_owner = AsOwner::switch(owner);
     Spi::connect(read).map_err(|e| AuthError::Storage(format!("cannot read {table_name}: {e}")))
-}
-
-/// Runs one of the fixed read-only queries with a plan kept for the backend's life: parsing and
-/// planning would cost far more than the index probe itself.
-pub fn select_planned<'conn>(
-    client: &SpiClient<'conn>,
-    query: &'static str,
-    types: &[PgOid],
-    args: &[DatumWithOid<'_>],
-) -> SpiResult<SpiTupleTable<'conn>> {
-    let cached = PLANS.with_borrow(|p| {
-        p.iter()
-            .find(|(q, _)| *q == query)
-            .map(|(_, plan)| plan.clone())
-    });
-    let plan = match cached {
-        Some(plan) => plan,
-        None => {
-            let plan = Rc::new(client.prepare(query, types)?.keep());
-            PLANS.with_borrow_mut(|p| p.push((query, plan.clone())));
-            plan
-        }
-    };
-    client.select(&*plan, Some(1), args)
 }
 
 /// `search_path = pg_catalog, pg_temp` until dropped, in a GUC nest level of its own, as

@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 
 use pgrx::prelude::*;
-use pgrx::{register_xact_callback, PgXactCallbackEvent};
 use serde_json::{Map, Value};
 
 use crate::api::jsonb::JsonbText;
@@ -29,26 +28,20 @@ thread_local! {
     static PUBLISHED: RefCell<Option<Published>> = const { RefCell::new(None) };
 }
 
-fn forget() {
+/// Forgets the published claims; at the transaction's end.
+pub fn forget() {
     PUBLISHED.set(None);
 }
 
 /// Writes `claims` to `request.jwt.claims` (transaction-local), remembers them as verified and
 /// returns the text written.
 pub fn publish(claims: &Map<String, Value>) -> String {
-    let text = Value::from(claims.clone()).to_string();
+    let text = serde_json::to_string(claims).unwrap_or_else(|_| "{}".into());
     set_local(CLAIMS_SETTING, &text);
-    let first = PUBLISHED
-        .replace(Some(Published {
-            text: text.clone(),
-            sub: sub_of(claims),
-        }))
-        .is_none();
-    if first {
-        register_xact_callback(PgXactCallbackEvent::Commit, forget);
-        register_xact_callback(PgXactCallbackEvent::Abort, forget);
-        register_xact_callback(PgXactCallbackEvent::Prepare, forget);
-    }
+    PUBLISHED.set(Some(Published {
+        text: text.clone(),
+        sub: sub_of(claims),
+    }));
     text
 }
 

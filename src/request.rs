@@ -3,7 +3,10 @@
 //! caller can set it, so a Bearer token is taken from the header and verified again. Pure: the pgrx side hands
 //! in the raw setting strings.
 
-use serde_json::{Map, Value};
+use std::cell::OnceCell;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 
 use crate::error::{AuthError, Result};
 
@@ -24,10 +27,10 @@ impl Source {
         text.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| match s.to_ascii_lowercase().as_str() {
-                "cookie" => Ok(Source::Cookie),
-                "header" => Ok(Source::Header),
-                "bearer" => Ok(Source::Bearer),
+            .map(|s| match s {
+                _ if s.eq_ignore_ascii_case("cookie") => Ok(Source::Cookie),
+                _ if s.eq_ignore_ascii_case("header") => Ok(Source::Header),
+                _ if s.eq_ignore_ascii_case("bearer") => Ok(Source::Bearer),
                 _ => Err(AuthError::InvalidArgument(format!(
                     "pg_auth.token_sources: unknown source \"{s}\" (use cookie, header, bearer)"
                 ))),
@@ -44,35 +47,45 @@ pub enum Found {
     Nothing,
 }
 
-/// The request as PostgREST describes it in its transaction-local settings.
-#[derive(Debug, Default)]
-pub struct Request {
-    headers: Map<String, Value>,
-    cookies: Map<String, Value>,
+/// The request as PostgREST describes it in its transaction-local settings: the JSON texts of
+/// `request.headers` and `request.cookies`, each read only when a source needs it, and of which
+/// only the members asked for are taken (a request carries many headers; pg_auth wants one).
+pub struct Request<'s> {
+    setting: &'s dyn Fn(&str) -> Option<String>,
+    headers: OnceCell<Option<String>>,
+    cookies: OnceCell<Option<String>>,
 }
 
-fn json_object(text: Option<&str>) -> Map<String, Value> {
-    match text
-        .filter(|t| !t.is_empty())
-        .map(serde_json::from_str::<Value>)
-    {
-        Some(Ok(Value::Object(map))) => map,
-        _ => Map::new(),
-    }
-}
-
-impl Request {
-    pub fn from_settings(headers: Option<&str>, cookies: Option<&str>) -> Request {
+impl<'s> Request<'s> {
+    /// A request whose settings are read with `setting` (name → current value) when needed.
+    pub fn new(setting: &'s dyn Fn(&str) -> Option<String>) -> Request<'s> {
         Request {
-            headers: json_object(headers),
-            cookies: json_object(cookies),
+            setting,
+            headers: OnceCell::new(),
+            cookies: OnceCell::new(),
         }
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .and_then(Value::as_str)
+    /// A request with these setting values.
+    pub fn from_settings(headers: Option<String>, cookies: Option<String>) -> Request<'static> {
+        Request {
+            setting: &|_| None,
+            headers: OnceCell::from(headers),
+            cookies: OnceCell::from(cookies),
+        }
+    }
+
+    fn cookies(&self) -> Option<&str> {
+        self.cookies
+            .get_or_init(|| (self.setting)("request.cookies"))
+            .as_deref()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        let headers = self
+            .headers
+            .get_or_init(|| (self.setting)("request.headers"));
+        string_member(headers.as_deref(), &name.to_ascii_lowercase())
     }
 
     /// The first source, in `order`, that holds something. An empty cookie or header counts as
@@ -80,27 +93,102 @@ impl Request {
     pub fn find_token(&self, order: &[Source], cookie: &str, header: &str) -> Found {
         for source in order {
             let found = match source {
-                Source::Cookie => self
-                    .cookies
-                    .get(cookie)
-                    .and_then(Value::as_str)
-                    .map(str::trim),
-                Source::Header => self.header(header).map(str::trim),
+                Source::Cookie => string_member(self.cookies(), cookie),
+                Source::Header => self.header(header),
                 Source::Bearer => self.bearer(),
             };
-            if let Some(token) = found.filter(|t| !t.is_empty()) {
-                return Found::Token(token.to_string(), *source);
+            match found {
+                Some(token) if token.trim().len() == token.len() && !token.is_empty() => {
+                    return Found::Token(token, *source)
+                }
+                Some(token) if !token.trim().is_empty() => {
+                    return Found::Token(token.trim().to_string(), *source)
+                }
+                _ => {}
             }
         }
         Found::Nothing
     }
 
-    fn bearer(&self) -> Option<&str> {
+    fn bearer(&self) -> Option<String> {
         let value = self.header("authorization")?;
         let scheme = value.get(..7)?;
         scheme
             .eq_ignore_ascii_case("bearer ")
-            .then(|| value[7..].trim())
+            .then(|| value[7..].to_string())
+    }
+}
+
+/// The string value of member `name` of the JSON object `text` (the last one when the name is
+/// repeated, as a parsed object keeps it). `None` when absent, not a string, or when `text` is
+/// not a JSON object. Other members are skipped without being built.
+fn string_member(text: Option<&str>, name: &str) -> Option<String> {
+    let mut json = serde_json::Deserializer::from_str(text?);
+    let member = Member(name).deserialize(&mut json).ok()?;
+    json.end().ok()?;
+    member
+}
+
+/// Deserializes a JSON object into the string value of one member.
+struct Member<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for Member<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        json: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        json.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(
+        self,
+        mut map: M,
+    ) -> std::result::Result<Self::Value, M::Error> {
+        let mut found = None;
+        while let Some(wanted) = map.next_key_seed(KeyIs(self.0))? {
+            if wanted {
+                found = match map.next_value::<Value>()? {
+                    Value::String(value) => Some(value),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Deserializes a member name into whether it is the one wanted, without allocating it.
+struct KeyIs<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, json: D) -> std::result::Result<bool, D::Error> {
+        json.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<bool, E> {
+        Ok(name == self.0)
     }
 }
 
@@ -111,8 +199,8 @@ mod tests {
 
     const ORDER: [Source; 3] = [Source::Cookie, Source::Header, Source::Bearer];
 
-    fn req(headers: Value, cookies: Value, _claims: Value) -> Request {
-        Request::from_settings(Some(&headers.to_string()), Some(&cookies.to_string()))
+    fn req(headers: Value, cookies: Value, _claims: Value) -> Request<'static> {
+        Request::from_settings(Some(headers.to_string()), Some(cookies.to_string()))
     }
 
     #[test]
@@ -172,8 +260,32 @@ mod tests {
 
     #[test]
     fn garbage_settings_mean_no_request() {
-        let r = Request::from_settings(Some("not json"), Some("[1]"));
+        let r = Request::from_settings(Some("not json".into()), Some("[1]".into()));
         assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+        // A valid member followed by garbage is no request either.
+        let r = Request::from_settings(None, Some(r#"{"a": "x.y.z"} trailing"#.into()));
+        assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+        let r = Request::from_settings(None, Some(r#"{"a": "x.y.z", "b": "#.into()));
+        assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+    }
+
+    #[test]
+    fn one_member_is_read_as_a_parsed_object_would_have_it() {
+        let cookies =
+            r#"{"other": {"deep": [1, "x"]}, "a\u0062": "escaped", "a": "first", "a": " last "}"#;
+        let r = Request::from_settings(None, Some(cookies.into()));
+        // A repeated name keeps its last value; escapes in names are decoded.
+        assert_eq!(
+            r.find_token(&ORDER, "a", "x"),
+            Found::Token("last".into(), Source::Cookie)
+        );
+        assert_eq!(
+            r.find_token(&ORDER, "ab", "x"),
+            Found::Token("escaped".into(), Source::Cookie)
+        );
+        // Not a string: absent.
+        assert_eq!(r.find_token(&ORDER, "other", "x"), Found::Nothing);
+        assert_eq!(string_member(Some(cookies), "a"), Some(" last ".into()));
     }
 
     #[test]

@@ -63,6 +63,37 @@ pub fn credential(token: &str) -> Credential {
     }
 }
 
+/// Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
+const POSTGRES_EPOCH_UNIX: i64 = 946_684_800;
+
+/// The times of a session row, as PostgreSQL stores timestamptz (microseconds since 2000).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimes {
+    pub revoked: bool,
+    pub expires_at: i64,
+    pub idle_expires_at: i64,
+    /// Until when the token the last refresh replaced still signs in.
+    pub replaced_valid_until: Option<i64>,
+}
+
+impl SessionTimes {
+    /// Not revoked and neither expiry passed at `now`.
+    pub fn live_at(&self, now: i64) -> bool {
+        !self.revoked && self.expires_at > now && self.idle_expires_at > now
+    }
+
+    pub fn replaced_token_valid_at(&self, now: i64) -> bool {
+        self.replaced_valid_until.is_some_and(|until| until > now)
+    }
+
+    /// The `exp` claim of the session: the earlier expiry, in Unix seconds (rounded as
+    /// PostgreSQL's `date_part('epoch', …)::int8` does).
+    pub fn claims_exp(&self) -> i64 {
+        let micros = self.expires_at.min(self.idle_expires_at);
+        (micros as f64 / 1e6).round_ties_even() as i64 + POSTGRES_EPOCH_UNIX
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +130,40 @@ mod tests {
         );
         assert_eq!(credential("pas_short"), Credential::Jwt);
         assert_eq!(credential("a.b.c"), Credential::Jwt);
+    }
+
+    #[test]
+    fn a_session_lives_until_its_first_expiry_unless_revoked() {
+        let times = SessionTimes {
+            revoked: false,
+            expires_at: 2_000,
+            idle_expires_at: 1_000,
+            replaced_valid_until: None,
+        };
+        assert!(times.live_at(999));
+        assert!(!times.live_at(1_000), "idle expiry is exclusive");
+        assert!(!SessionTimes {
+            revoked: true,
+            ..times
+        }
+        .live_at(0));
+        assert!(!times.replaced_token_valid_at(0));
+        let replaced = SessionTimes {
+            replaced_valid_until: Some(500),
+            ..times
+        };
+        assert!(replaced.replaced_token_valid_at(499) && !replaced.replaced_token_valid_at(500));
+    }
+
+    #[test]
+    fn exp_is_the_earlier_expiry_in_unix_seconds() {
+        let times = SessionTimes {
+            revoked: false,
+            expires_at: 7_000_000,
+            idle_expires_at: 2_500_000,
+            replaced_valid_until: None,
+        };
+        // 2.5 s after 2000-01-01 rounds to even, as float8 → int8 does.
+        assert_eq!(times.claims_exp(), 946_684_802);
     }
 }

@@ -1,5 +1,6 @@
-//! Looking sessions up for `auth.authenticate`: one index probe (on the token's SHA-256, or on
-//! the session id of a `sid`-bound JWT), read as the owner of `auth.sessions`, nothing written.
+//! Looking sessions up for `auth.authenticate`: one index probe on `auth.sessions` (on the
+//! token's SHA-256, or on the session id of a `sid`-bound JWT) and one on `auth.users`, nothing
+//! written (`probe`).
 //!
 //! Which session the current transaction holds is backend-local state that only
 //! `auth.authenticate` sets, from the credential it verified. `auth.logout()`, `auth.refresh()`
@@ -8,14 +9,14 @@
 
 use std::cell::RefCell;
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{register_xact_callback, PgBuiltInOids, PgOid, PgXactCallbackEvent};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Result};
 use crate::identity::canonical_uuid;
-use crate::privileged::{read_as_owner, select_planned};
-use crate::session::hash_token;
+use crate::probe::{self, Lookup, Row};
+use crate::session::{hash_token, SessionTimes};
 use uuid::Uuid;
 
 /// The session `auth.authenticate` verified in this transaction.
@@ -37,14 +38,10 @@ pub fn forget() {
     HELD.set(None);
 }
 
-/// Holds `held` for the rest of the transaction: called only once authentication fully succeeded.
+/// Holds `held` for the rest of the transaction (`forget` runs at its end): called only once
+/// authentication fully succeeded.
 pub fn hold(held: Held) {
-    if HELD.replace(Some(held)).is_none() {
-        register_xact_callback(PgXactCallbackEvent::Commit, forget);
-        register_xact_callback(PgXactCallbackEvent::Abort, forget);
-        // PREPARE TRANSACTION ends the transaction on this connection without commit or abort.
-        register_xact_callback(PgXactCallbackEvent::Prepare, forget);
-    }
+    HELD.set(Some(held));
 }
 
 /// A uuid as pgrx hands it to PostgreSQL.
@@ -67,83 +64,139 @@ pub(crate) fn verified_session() -> TableIterator<
     TableIterator::new(held.map(|h| (pg_uuid(h.session_id), pg_uuid(h.user_id), h.token_hash)))
 }
 
-/// The live session (not revoked, not expired, user not disabled) and its user, found by one
-/// more condition on the token hash `$1`.
-macro_rules! session_query {
-    ($token_condition:literal) => {
-        concat!(
-            "SELECT u.id::pg_catalog.text, u.role, u.email, s.id::pg_catalog.text, \
-                    pg_catalog.date_part('epoch', least(s.expires_at, s.idle_expires_at))::pg_catalog.int8 \
-             FROM auth.sessions s JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
-             WHERE s.revoked_at IS NULL \
-               AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
-               AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled \
-               AND ",
-            $token_condition
-        )
-    };
+const SESSION_COLUMNS: &[&str] = &[
+    "id",
+    "user_id",
+    "revoked_at",
+    "expires_at",
+    "idle_expires_at",
+];
+/// Columns later releases added (the refresh grace period in 0.2.0, the copy of the user's
+/// values in 0.3.0): read as NULL until ALTER EXTENSION pg_auth UPDATE adds them.
+const LATER_COLUMNS: &[&str] = &[
+    "previous_valid_until",
+    "user_role",
+    "user_email",
+    "user_disabled",
+];
+static BY_TOKEN: Lookup = Lookup {
+    table: "auth.sessions",
+    key: "token_hash",
+    columns: SESSION_COLUMNS,
+    optional: LATER_COLUMNS,
+};
+static BY_REPLACED_TOKEN: Lookup = Lookup {
+    table: "auth.sessions",
+    key: "previous_token_hash",
+    columns: SESSION_COLUMNS,
+    optional: LATER_COLUMNS,
+};
+static BY_ID: Lookup = Lookup {
+    table: "auth.sessions",
+    key: "id",
+    columns: SESSION_COLUMNS,
+    optional: LATER_COLUMNS,
+};
+static USER_BY_ID: Lookup = Lookup {
+    table: "auth.users",
+    key: "id",
+    columns: &["role", "email", "disabled"],
+    optional: &[],
+};
+
+/// A session row as the request path reads it.
+struct SessionRow {
+    id: Option<pgrx::Uuid>,
+    user_id: Option<pgrx::Uuid>,
+    times: SessionTimes,
+    /// The user's (disabled, role, email) as copied into the row; `None` when not copied.
+    user: Option<(bool, String, Option<String>)>,
 }
-const CURRENT_TOKEN: &str = session_query!("s.token_hash OPERATOR(pg_catalog.=) $1");
-const REPLACED_TOKEN: &str = session_query!(
-    "s.previous_token_hash OPERATOR(pg_catalog.=) $1 \
-     AND s.previous_valid_until OPERATOR(pg_catalog.>) pg_catalog.now()"
-);
 
-type SessionRow = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
+fn session_row(row: &Row) -> SessionRow {
+    let user = match (row.bool("user_disabled"), row.text("user_role")) {
+        (Some(disabled), Some(role)) => Some((disabled, role, row.text("user_email"))),
+        _ => None,
+    };
+    SessionRow {
+        id: row.uuid("id"),
+        user_id: row.uuid("user_id"),
+        user,
+        times: SessionTimes {
+            revoked: !row.is_null("revoked_at"),
+            expires_at: row.timestamp("expires_at").unwrap_or(i64::MIN),
+            idle_expires_at: row.timestamp("idle_expires_at").unwrap_or(i64::MIN),
+            replaced_valid_until: row.timestamp("previous_valid_until"),
+        },
+    }
+}
 
-/// The row of `query` (`CURRENT_TOKEN` or `REPLACED_TOKEN`) for the token hash `hash`.
-fn session_row(hash: &[u8], query: &'static str) -> Result<Option<SessionRow>> {
-    read_as_owner("auth.sessions", |client| {
-        let mut rows = select_planned(
-            client,
-            query,
-            &[PgOid::BuiltIn(PgBuiltInOids::BYTEAOID)],
-            &[hash.to_vec().into()],
-        )?;
-        match rows.next() {
-            None => Ok(None),
-            Some(r) => Ok(Some((
-                r.get::<String>(1)?,
-                r.get::<String>(2)?,
-                r.get::<String>(3)?,
-                r.get::<String>(4)?,
-                r.get::<i64>(5)?,
-            ))),
-        }
-    })
+/// The live session of `lookup` for `key`, if any.
+fn live_session(
+    lookup: &'static Lookup,
+    key: impl IntoDatum,
+    now: i64,
+) -> Result<Option<SessionRow>> {
+    let row = probe::find(lookup, key, session_row)?;
+    Ok(row.filter(|r| r.times.live_at(now)))
+}
+
+/// The user of a live session: role and email, unless the user is disabled. From the copy in
+/// the session row; from `auth.users` when there is none (a database not yet updated to 0.3.0,
+/// a row written with triggers off).
+fn enabled_user(session: &SessionRow) -> Result<Option<(String, Option<String>)>> {
+    let user = match (&session.user, session.user_id) {
+        (Some(copy), _) => Some(copy.clone()),
+        (None, Some(user_id)) => probe::find(&USER_BY_ID, user_id, |row| {
+            match (row.bool("disabled"), row.text("role")) {
+                (Some(disabled), Some(role)) => Some((disabled, role, row.text("email"))),
+                _ => None,
+            }
+        })?
+        .flatten(),
+        (None, None) => None,
+    };
+    Ok(user
+        .filter(|(disabled, _, _)| !disabled)
+        .map(|(_, role, email)| (role, email)))
+}
+
+fn transaction_start() -> i64 {
+    unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
 /// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
 /// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
 pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held)> {
     let hash = hash_token(token);
+    let now = transaction_start();
     // The current token first (one unique-index probe); only a miss looks for a token that a
     // refresh replaced moments ago.
-    let row = match session_row(&hash, CURRENT_TOKEN)? {
-        Some(row) => Some((row, true)),
-        None => session_row(&hash, REPLACED_TOKEN)?.map(|row| (row, false)),
+    let (session, current) = match live_session(&BY_TOKEN, hash.as_slice(), now)? {
+        Some(session) => (session, true),
+        None => match live_session(&BY_REPLACED_TOKEN, hash.as_slice(), now)? {
+            Some(session) if session.times.replaced_token_valid_at(now) => (session, false),
+            _ => return Err(AuthError::SessionInvalid),
+        },
     };
-    let Some(((Some(sub), Some(role), email, Some(sid), exp), current)) = row else {
+    let (Some(sid), Some(sub)) = (session.id, session.user_id) else {
         return Err(AuthError::SessionInvalid);
     };
-    let (Some(session_id), Some(user_id)) = (canonical_uuid(&sid), canonical_uuid(&sub)) else {
-        return Err(AuthError::SessionInvalid);
-    };
+    let (role, email) = enabled_user(&session)?.ok_or(AuthError::SessionInvalid)?;
     // The token a refresh just replaced still signs in during the grace period (requests
     // already in flight), but it can never be rotated again.
     let held = Held {
-        session_id,
-        user_id,
+        session_id: Uuid::from_bytes(*sid.as_bytes()),
+        user_id: Uuid::from_bytes(*sub.as_bytes()),
         token_hash: current.then_some(hash),
     };
-    let claims = json!({ "sub": sub, "role": role, "email": email, "sid": sid, "exp": exp });
-    Ok((claims.as_object().cloned().unwrap_or_default(), role, held))
+    let mut claims = Map::new();
+    claims.insert("sub".into(), held.user_id.to_string().into());
+    claims.insert("role".into(), role.clone().into());
+    claims.insert("email".into(), email.into());
+    claims.insert("sid".into(), held.session_id.to_string().into());
+    claims.insert("exp".into(), session.times.claims_exp().into());
+    Ok((claims, role, held))
 }
 
 /// A JWT this database issued carrying `sid` is only good while that session lives (logout,
@@ -157,29 +210,15 @@ pub fn check_sid(claims: &Map<String, Value>, issued_here: bool) -> Result<Optio
         .as_str()
         .ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
     let session_id = canonical_uuid(sid).ok_or_else(|| AuthError::InvalidClaim("sid".into()))?;
-    let user = read_as_owner("auth.sessions", |client| {
-        let mut rows = select_planned(
-            client,
-            "SELECT s.user_id::pg_catalog.text FROM auth.sessions s \
-             JOIN auth.users u ON u.id OPERATOR(pg_catalog.=) s.user_id \
-             WHERE s.id OPERATOR(pg_catalog.=) $1::pg_catalog.uuid AND s.revoked_at IS NULL \
-               AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now() \
-               AND s.idle_expires_at OPERATOR(pg_catalog.>) pg_catalog.now() AND NOT u.disabled",
-            &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)],
-            &[sid.into()],
-        )?;
-        match rows.next() {
-            None => Ok(None),
-            Some(r) => r.get::<String>(1),
-        }
-    })?;
-    let user_id = user
-        .as_deref()
-        .and_then(canonical_uuid)
+    let session = live_session(&BY_ID, pg_uuid(session_id), transaction_start())?
         .ok_or(AuthError::SessionInvalid)?;
+    let user_id = match session.user_id {
+        Some(user_id) if enabled_user(&session)?.is_some() => user_id,
+        _ => return Err(AuthError::SessionInvalid),
+    };
     Ok(Some(Held {
         session_id,
-        user_id,
+        user_id: Uuid::from_bytes(*user_id.as_bytes()),
         token_hash: None,
     }))
 }

@@ -24,6 +24,12 @@ SCRATCH = RUN_DIR / "packaging"
 PORT = int(os.environ.get("PG_AUTH_PACKAGING_PORT", "5493"))
 
 
+VERSION = next(line.split('"')[1] for line in (ROOT / "Cargo.toml").read_text().splitlines()
+               if line.startswith("version"))
+RELEASES = sorted(p.name.removeprefix("pg_auth--").removesuffix(".sql")
+                  for p in (ROOT / "sql" / "releases").glob("pg_auth--*.sql"))
+
+
 def run(*args, **kw):
     return subprocess.run(list(args), check=True, capture_output=True, text=True, timeout=600, **kw)
 
@@ -38,7 +44,9 @@ def clean_server():
     members = tarfile.open(archive).getnames()
     assert any(m.endswith("/lib/pg_auth.so") for m in members), members
     assert any(m.endswith("/extension/pg_auth.control") for m in members), members
-    assert any(m.endswith("/extension/pg_auth--0.1.0--0.2.0.sql") for m in members), members
+    for old in RELEASES:  # every release's install script, and a way up from it
+        assert any(m.endswith(f"/extension/pg_auth--{old}.sql") for m in members), (old, members)
+        assert any(f"/extension/pg_auth--{old}--" in m for m in members), (old, members)
     if (SCRATCH / "data" / "postmaster.pid").exists():  # left over from an interrupted run
         subprocess.run(["sudo", "-u", "postgres", str(SCRATCH / "root" / PG_BIN.relative_to("/") / "pg_ctl"),
                         "-D", str(SCRATCH / "data"), "-m", "immediate", "stop"], capture_output=True, timeout=60)
@@ -68,7 +76,7 @@ def test_the_archive_installs_and_works_on_a_server_that_never_had_pg_auth(clean
     assert run(str(bin_dir / "pg_config"), "--pkglibdir").stdout.strip().startswith(str(SCRATCH))
     with psycopg.connect(f"host=127.0.0.1 port={PORT} user=postgres dbname=postgres", autocommit=True) as c:
         c.execute("CREATE EXTENSION pg_auth")
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'").fetchone()[0] == "0.2.0"
+        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'").fetchone()[0] == VERSION
         # The server loads from the scratch layout (what the archive put there), not the system's.
         for name in ("PKGLIBDIR", "SHAREDIR"):
             where = c.execute("SELECT setting FROM pg_config WHERE name = %s", (name,)).fetchone()[0]
@@ -81,18 +89,19 @@ def test_the_archive_installs_and_works_on_a_server_that_never_had_pg_auth(clean
         uid = c.execute("SELECT auth.register('pkg@example.com', 'a packaged password')").fetchone()[0]
         login = c.execute("SELECT auth.login('pkg@example.com', 'a packaged password')").fetchone()[0]
         assert login["user_id"] == str(uid)
-        # The earlier release's install script ships too: the dump/restore path needs it.
-        c.execute("CREATE DATABASE pkg_old")
-    with psycopg.connect(f"host=127.0.0.1 port={PORT} user=postgres dbname=pkg_old", autocommit=True) as c:
-        c.execute("CREATE EXTENSION pg_auth VERSION '0.1.0'")
-        c.execute("ALTER EXTENSION pg_auth UPDATE")
-        assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'").fetchone()[0] == "0.2.0"
+        # Earlier releases' install scripts ship too: the dump/restore path needs them.
+        for old in RELEASES:
+            c.execute(f"CREATE DATABASE pkg_{old.replace('.', '_')}")
+    for old in RELEASES:
+        with psycopg.connect(f"host=127.0.0.1 port={PORT} user=postgres dbname=pkg_{old.replace('.', '_')}",
+                             autocommit=True) as c:
+            c.execute(f"CREATE EXTENSION pg_auth VERSION '{old}'")
+            c.execute("ALTER EXTENSION pg_auth UPDATE")
+            assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'").fetchone()[0] == VERSION
 
 
 def test_pgxn_meta_names_this_version():
     meta = json.loads((ROOT / "META.json").read_text())
-    version = next(line.split('"')[1] for line in (ROOT / "Cargo.toml").read_text().splitlines()
-                   if line.startswith("version"))
-    assert meta["version"] == meta["provides"]["pg_auth"]["version"] == version
+    assert meta["version"] == meta["provides"]["pg_auth"]["version"] == VERSION
     assert meta["meta-spec"]["version"] == "1.0.0" and meta["license"] == "mit"
     assert (ROOT / meta["provides"]["pg_auth"]["file"]).exists()

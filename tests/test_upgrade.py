@@ -1,9 +1,9 @@
 """ALTER EXTENSION pg_auth UPDATE from every kept release loses nothing and ends with exactly the
 schema of a fresh install.
 
-The previous release's install script is kept in sql/releases/ and installed beside the current
-one by scripts/lib.sh, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` builds the old schema with the
-new library, as a database upgraded in place has it.
+Every released install script is kept in sql/releases/ and installed beside the current one by
+scripts/lib.sh, so `CREATE EXTENSION pg_auth VERSION '0.1.0'` builds the old schema with the new
+library, as a database upgraded in place has it until ALTER EXTENSION UPDATE.
 """
 
 import os
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import PG_BIN, PGHOST, PGPORT, PGUSER, connect, one
 
-OLD = "0.1.0"
+RELEASES = ["0.1.0", "0.2.0"]
 PASSWORD = "correct horse battery staple"
 
 # Every object of schema auth, described from the catalog in a form independent of creation
@@ -69,9 +69,9 @@ def describe(conn):
     return [r[0] for r in conn.execute(SCHEMA_DESCRIPTION).fetchall()]
 
 
-def fill_old(c):
-    """Data of every kind in a database at the old version; returns what was put in."""
-    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") == OLD
+def fill_old(c, old):
+    """Data of every kind in a database at release `old`; returns what was put in."""
+    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") == old
     c.execute("DO $$ BEGIN CREATE ROLE web_user NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     facts = {}
     c.execute("SELECT auth.generate_key('ES256', 'active')")
@@ -89,8 +89,12 @@ def fill_old(c):
     c.execute("SELECT auth.revoke_session(%s)", (revoked,))
     c.execute("SELECT auth.revoke_token('jti-1')")
     c.execute("SELECT auth.request_password_reset('bob@example.com')")
-    # Bob is locked out in the old columns.
-    c.execute("UPDATE auth.users SET failed_logins = 5, failures_since = now(), locked_until = now() + interval '1 hour' WHERE id = %s", (bob,))
+    # Bob is locked out (in 0.1.0, in columns of auth.users).
+    if old == "0.1.0":
+        c.execute("UPDATE auth.users SET failed_logins = 5, failures_since = now(), locked_until = now() + interval '1 hour' WHERE id = %s", (bob,))
+    else:
+        c.execute("""INSERT INTO auth.login_attempts (email_key, failed_logins, failures_since, locked_until)
+                     VALUES (auth_internal.email_key('bob@example.com'), 5, now(), now() + interval '1 hour')""")
     # An application's grant on a function the update re-creates (change_password).
     c.execute("GRANT EXECUTE ON FUNCTION auth.change_password(text, text) TO web_user")
     facts["counts"] = counts(c)
@@ -98,36 +102,51 @@ def fill_old(c):
     return facts
 
 
+@pytest.fixture(scope="module", params=RELEASES)
+def old(request):
+    return request.param
+
+
+def db_name(prefix, old):
+    return prefix + "_" + old.replace(".", "_")
+
+
 @pytest.fixture(scope="module")
-def upgraded():
-    """A 0.1.0 database with data of every kind, then updated in place; and what was put in."""
-    c = fresh_db("pg_auth_upgrade", OLD)
-    facts = fill_old(c)
+def upgraded(old):
+    """A database of release `old` with data of every kind, then updated in place; and what was
+    put in."""
+    c = fresh_db(db_name("pg_auth_upgrade", old), old)
+    facts = fill_old(c, old)
+    # Between installing the new library and ALTER EXTENSION UPDATE, the old schema still serves.
+    c.execute("DO $$ BEGIN GRANT web_user TO CURRENT_USER; END $$")
+    with c.transaction():
+        assert one(c, "SELECT auth.authenticate(%s) ->> 'sub'", (facts["live_token"],)) == str(facts["alice"])
+        c.execute("SET LOCAL ROLE NONE")
     c.execute("ALTER EXTENSION pg_auth UPDATE")
     yield c, facts
     c.close()
 
 
 @pytest.fixture(scope="module")
-def restored(tmp_path_factory):
-    """The usual migration path: pg_dump of a 0.1.0 database, restored into a server with the new
-    version installed. The extension is created at the old version first (the dump names no
-    version, and the old tables' rows only fit the old schema), then updated."""
-    source = fresh_db("pg_auth_dump_source", OLD)
-    facts = fill_old(source)
+def restored(old, tmp_path_factory):
+    """The usual migration path: pg_dump of a database of release `old`, restored into a server
+    with the new version installed. The extension is created at the old version first (the dump
+    names no version, and the old tables' rows only fit the old schema), then updated."""
+    source = fresh_db(db_name("pg_auth_dump_source", old), old)
+    facts = fill_old(source, old)
     source.close()
     dump = tmp_path_factory.mktemp("dump") / "old.dump"
     env = {**os.environ, "PGHOST": PGHOST, "PGPORT": str(PGPORT), "PGUSER": PGUSER}
-    subprocess.run([str(PG_BIN / "pg_dump"), "-Fc", "-d", "pg_auth_dump_source", "-f", str(dump)],
+    subprocess.run([str(PG_BIN / "pg_dump"), "-Fc", "-d", db_name("pg_auth_dump_source", old), "-f", str(dump)],
                    env=env, check=True, capture_output=True, timeout=120)
-    c = fresh_db("pg_auth_restored", OLD)
+    c = fresh_db(db_name("pg_auth_restored", old), old)
     # CREATE EXTENSION made schema auth already: restore everything but that entry (README).
     toc = subprocess.run([str(PG_BIN / "pg_restore"), "-l", str(dump)], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout
     listing = dump.with_suffix(".list")
     listing.write_text("".join(line + "\n" for line in toc.splitlines() if " SCHEMA - auth " not in line))
     proc = subprocess.run([str(PG_BIN / "pg_restore"), "--exit-on-error", "-L", str(listing),
-                           "-d", "pg_auth_restored", str(dump)], env=env, capture_output=True, text=True, timeout=120)
+                           "-d", db_name("pg_auth_restored", old), str(dump)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     c.execute("ALTER EXTENSION pg_auth UPDATE")
     yield c, facts
@@ -135,7 +154,7 @@ def restored(tmp_path_factory):
 
 
 @pytest.fixture(params=["updated-in-place", "dumped-and-restored"])
-def migrated(request):
+def migrated(request, old):  # `old` named here: getfixturevalue cannot parametrize
     return request.getfixturevalue("upgraded" if request.param == "updated-in-place" else "restored")
 
 
@@ -148,8 +167,12 @@ def counts(c):
 
 def test_update_reaches_the_current_version_and_keeps_every_row(migrated):
     c, facts = migrated
-    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") != OLD
+    assert one(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_auth'") == one(
+        c, "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_auth'")
     assert counts(c) == facts["counts"]
+    # 0.3.0: every session carries its user's role, email and disabled flag.
+    assert one(c, """SELECT count(*) FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
+                     WHERE (s.user_role, s.user_email, s.user_disabled) IS DISTINCT FROM (u.role, u.email, u.disabled)""") == 0
 
 
 def test_old_credentials_still_work_after_the_update(migrated):
