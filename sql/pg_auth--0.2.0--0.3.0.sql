@@ -36,6 +36,15 @@ EXECUTE FUNCTION auth_internal.copy_user_to_sessions();
 -- Existing sessions get their copy (the trigger reads auth.users).
 UPDATE auth.sessions SET user_id = user_id;
 
+-- Each backend keeps a short revocation list in memory; every write tells them all.
+CREATE FUNCTION auth_internal."revocations_changed"()
+	RETURNS TRIGGER
+	LANGUAGE c
+	AS 'MODULE_PATHNAME', 'revocations_changed_wrapper';
+CREATE TRIGGER revoked_tokens_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.revoked_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_internal.revocations_changed();
+
 -- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
 -- everything that manages keys, users and sessions are for the owner, or for roles granted

@@ -10,6 +10,11 @@ CREATE TABLE auth.revoked_tokens (
 REVOKE ALL ON auth.revoked_tokens FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.revoked_tokens', '');
 
+-- Each backend keeps a short list in memory (src/revocation.rs); every write tells them all.
+CREATE TRIGGER revoked_tokens_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.revoked_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_internal.revocations_changed();
+
 CREATE FUNCTION auth.revoke_token(jti text, expires_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$

@@ -33,6 +33,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     }
     crate::privileged::forget(relid);
     crate::probe::forget(relid);
+    crate::revocation::forget(relid);
 }
 
 /// Called from `_PG_init`.
@@ -117,10 +118,10 @@ fn load(parallel: bool) -> crate::error::Result<KeyRing> {
 }
 
 /// The latest snapshot as the active one until dropped (read-only SPI uses the active snapshot).
-struct LatestSnapshot;
+pub(crate) struct LatestSnapshot;
 
 impl LatestSnapshot {
-    fn push() -> LatestSnapshot {
+    pub(crate) fn push() -> LatestSnapshot {
         unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
         LatestSnapshot
     }

@@ -43,7 +43,11 @@ extension_sql_file!(
         api::keys::auth_internal::describe_key
     ]
 );
-extension_sql_file!("../sql/revocation.sql", name = "revocation");
+extension_sql_file!(
+    "../sql/revocation.sql",
+    name = "revocation",
+    requires = [revocation::auth_internal::revocations_changed]
+);
 extension_sql_file!(
     "../sql/identity.sql",
     name = "identity",

@@ -122,3 +122,20 @@ def test_jwt_with_sid_is_checked_against_the_replicated_session(replica):
         with pytest.raises(psycopg.Error) as refused:
             authenticate(standby, token)
         assert refused.value.sqlstate == "PA017"
+
+
+def test_a_revoked_jti_is_refused_on_the_standby_once_replayed(replica):
+    """The standby's backends keep the revocation list in memory: the primary's write reaches
+    them as an invalidation replayed with the commit."""
+    primary, standby, _, _ = replica
+    jwt = primary.execute("""SELECT auth.sign_jwt('{"role":"replica_member","sub":"s2","jti":"replica-jti"}'::jsonb)""").fetchone()[0]
+    assert authenticate(standby, jwt)[0]["jti"] == "replica-jti"  # the standby's list is loaded now
+    primary.execute("SELECT auth.revoke_token('replica-jti')")
+    lsn = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    deadline = time.monotonic() + 30
+    while standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0] is not True:
+        assert time.monotonic() < deadline, "the standby did not catch up"
+        time.sleep(0.2)
+    with pytest.raises(psycopg.Error) as refused:
+        authenticate(standby, jwt)
+    assert refused.value.sqlstate == "PA014"

@@ -176,3 +176,42 @@ def test_without_a_unique_index_on_the_token_hash_the_answer_is_a_storage_error(
     finally:
         b.execute("ALTER TABLE auth.sessions ADD CONSTRAINT sessions_token_hash_key UNIQUE (token_hash)")
     assert claims(a, token)
+
+
+def test_the_revocation_list_each_backend_keeps_follows_every_write_of_another(two):
+    """Backend a keeps the list in memory; inserts, deletes and TRUNCATE in b are seen by a's
+    next statement, also when the list grows past what a backend keeps (then a probes)."""
+    a, b = two
+    _, _, jwt = signed_in(b, "list@example.com")
+    jti = claims(a, jwt)["jti"]
+    b.execute("SELECT auth.revoke_token(%s)", (jti,))
+    assert_sqlstate(a, "PA014", "SELECT auth.authenticate(%s)", (jwt,))
+    b.execute("DELETE FROM auth.revoked_tokens WHERE jti = %s", (jti,))
+    assert claims(a, jwt)["jti"] == jti
+    b.execute("SELECT auth.revoke_token(%s)", (jti,))
+    assert_sqlstate(a, "PA014", "SELECT auth.authenticate(%s)", (jwt,))
+    b.execute("TRUNCATE auth.revoked_tokens")
+    assert claims(a, jwt)["jti"] == jti
+    # Longer than a backend keeps (10,000): every check probes the index.
+    b.execute("INSERT INTO auth.revoked_tokens (jti) SELECT 'filler-' || i FROM generate_series(1, 10001) i")
+    assert claims(a, jwt)["jti"] == jti
+    b.execute("SELECT auth.revoke_token(%s)", (jti,))
+    assert_sqlstate(a, "PA014", "SELECT auth.authenticate(%s)", (jwt,))
+    b.execute("DELETE FROM auth.revoked_tokens WHERE jti LIKE 'filler-%'")
+    assert_sqlstate(a, "PA014", "SELECT auth.authenticate(%s)", (jwt,))
+    b.execute("DELETE FROM auth.revoked_tokens WHERE jti = %s", (jti,))
+    assert claims(a, jwt)["jti"] == jti
+
+
+def test_a_revocation_counts_at_once_in_its_own_transaction_and_not_after_a_rollback(two):
+    a, b = two
+    _, _, jwt = signed_in(b, "own@example.com")
+    jti = claims(a, jwt)["jti"]
+    with a.transaction(force_rollback=True):
+        a.execute("SELECT auth.revoke_token(%s)", (jti,))
+        with pytest.raises(Exception) as e:
+            with a.transaction():
+                a.execute("SELECT auth.authenticate(%s)", (jwt,))
+        assert getattr(e.value, "sqlstate", None) == "PA014"
+        assert claims(b, jwt)["jti"] == jti  # not committed: other backends still accept it
+    assert claims(a, jwt)["jti"] == jti
