@@ -62,12 +62,13 @@ pub fn forget(relid: pg_sys::Oid) {
     });
 }
 
-/// The row found, valid inside the closure given to `find` only.
+/// The row found, valid inside the closure given to `find` only: its columns deformed in one
+/// pass (reading them one by one would walk the tuple again for each after a text column).
 pub struct Row<'a> {
     lookup: &'a Lookup,
     shape: &'a Shape,
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
 }
 
 impl Row<'_> {
@@ -78,11 +79,8 @@ impl Row<'_> {
             .iter()
             .chain(lookup.optional)
             .position(|c| *c == column);
-        let attnum = position.and_then(|p| self.shape.attnums[p])?;
-        let mut isnull = false;
-        let datum =
-            unsafe { pg_sys::heap_getattr(self.tuple, attnum.into(), self.desc, &mut isnull) };
-        (!isnull).then_some(datum)
+        let index = usize::try_from(position.and_then(|p| self.shape.attnums[p])?).ok()? - 1;
+        (!*self.nulls.get(index)?).then(|| self.values[index])
     }
 
     pub fn text(&self, column: &str) -> Option<String> {
@@ -143,11 +141,16 @@ pub fn find<T>(
             pg_sys::systable_beginscan(relation, shape.index_oid, true, snapshot, 1, &mut scan_key);
         let tuple = pg_sys::systable_getnext(scan);
         let found = (!tuple.is_null()).then(|| {
+            let desc = (*relation).rd_att;
+            let natts = usize::try_from((*desc).natts).unwrap_or(0);
+            let mut values = vec![pg_sys::Datum::from(0); natts];
+            let mut nulls = vec![true; natts];
+            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
             read(&Row {
                 lookup,
                 shape: &shape,
-                tuple,
-                desc: (*relation).rd_att,
+                values,
+                nulls,
             })
         });
         pg_sys::systable_endscan(scan);
