@@ -27,6 +27,8 @@ SELECT pg_catalog.pg_extension_config_dump('auth.keys', '');
 CREATE TRIGGER keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.keys
     FOR EACH STATEMENT EXECUTE FUNCTION auth.keys_changed();
+-- ALWAYS: also for writes made with session_replication_role = replica (logical replication).
+ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_changed;
 
 -- Generates a key in the database and returns its kid.
 CREATE FUNCTION auth.generate_key(

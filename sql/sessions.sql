@@ -43,9 +43,11 @@ END
 $$;
 CREATE TRIGGER sessions_copy_user BEFORE INSERT OR UPDATE OF user_id, user_role, user_email, user_disabled
 ON auth.sessions FOR EACH ROW EXECUTE FUNCTION auth_internal.copy_user_into_session();
+ALTER TABLE auth.sessions ENABLE ALWAYS TRIGGER sessions_copy_user;
 
 -- A change of a user's role, email or disabled flag reaches every session of the user in the same
--- transaction: the next request sees it, as it would reading auth.users.
+-- transaction: the next request sees it, as it would reading auth.users. No column list: a
+-- BEFORE trigger of the application may change the flag without naming it in SET.
 CREATE FUNCTION auth_internal.copy_user_to_sessions() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -55,10 +57,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER users_copy_to_sessions AFTER UPDATE OF role, email, disabled ON auth.users
+CREATE TRIGGER users_copy_to_sessions AFTER UPDATE ON auth.users
 FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role OR OLD.email IS DISTINCT FROM NEW.email
                    OR OLD.disabled IS DISTINCT FROM NEW.disabled)
 EXECUTE FUNCTION auth_internal.copy_user_to_sessions();
+-- ALWAYS: also for changes applied with session_replication_role = replica (logical replication).
+ALTER TABLE auth.users ENABLE ALWAYS TRIGGER users_copy_to_sessions;
 
 -- Appends one header to PostgREST's response.headers (a JSON array of one-key objects).
 CREATE FUNCTION auth_internal.add_response_header(name text, value text) RETURNS void

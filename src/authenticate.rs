@@ -14,11 +14,11 @@ use crate::api::jwt::storable;
 use crate::error::{AuthError, Result};
 use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
-use crate::request::{Found, Request, Source};
+use crate::request::{Found, Names, Request, Source};
 use crate::session::{credential, Credential};
 use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
-use crate::{keyring, published, session_store, sqlstate};
+use crate::{api_keys, keyring, published, session_store, sqlstate};
 
 /// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
 /// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
@@ -53,7 +53,13 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
     let sources = Source::parse_list(&sources).map_err(|e| (e, None))?;
     let cookie = text(&s::COOKIE_NAME).unwrap_or_default();
     let header = text(&s::HEADER_NAME).unwrap_or_default();
-    let found = request.find_token(&sources, &cookie, &header);
+    let api_key_header = text(&s::API_KEY_HEADER).unwrap_or_default();
+    let names = Names {
+        cookie: &cookie,
+        header: &header,
+        api_key_header: &api_key_header,
+    };
+    let found = request.find_token(&sources, &names);
     let source = match &found {
         Found::Token(_, source) => Some(*source),
         _ => None,
@@ -74,6 +80,11 @@ fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> 
             let (claims, role, held) = session_store::claims_for_token(&token)?;
             (claims, Some(role), Some(held))
         }
+        Found::Token(token, _) if credential(&token) == Credential::ApiKey => {
+            let (claims, role) = api_keys::claims_for_key(&token)?;
+            (claims, Some(role), None)
+        }
+        Found::Token(_, Source::ApiKey) => return Err(AuthError::ApiKeyInvalid),
         Found::Token(token, _) => {
             let verified = keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
             let claims = verified.claims()?;
@@ -186,13 +197,16 @@ fn role_facts(role: &str) -> RoleFacts {
     }
 }
 
-/// A `jti` on `auth.revoked_tokens` is refused, whichever source the token came from. A
-/// numeric `jti` is looked up by its decimal text; any other type is an invalid claim.
+/// A `jti` on `auth.revoked_tokens` is refused, whichever source the token came from. An
+/// integer `jti` is looked up by its decimal text; any other type (a fraction, an exponent, an
+/// integer beyond 64 bits) is an invalid claim.
 fn check_not_revoked(claims: &Map<String, Value>) -> Result<()> {
     let jti = match claims.get("jti") {
         None => return Ok(()),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        // Only integers: their decimal text is the one jsonb gives (`verify_jwt(t) ->> 'jti'`,
+        // what an administrator revokes); `1e2` or `1.0` would be written differently.
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
         Some(_) => return Err(AuthError::InvalidClaim("jti".into())),
     };
     if crate::revocation::is_revoked(&jti)? {

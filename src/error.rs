@@ -50,6 +50,9 @@ pub enum AuthError {
     ResetTokenInvalid,
     /// `auth.require_json_request()`: the request was not sent as application/json.
     JsonRequired,
+    /// An API key that is unknown, revoked or expired, or a value in the API-key header that is
+    /// no API key.
+    ApiKeyInvalid,
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -96,6 +99,7 @@ impl fmt::Display for AuthError {
                 f.write_str("the reset token is invalid, used or expired")
             }
             AuthError::JsonRequired => f.write_str("this request must be sent as application/json"),
+            AuthError::ApiKeyInvalid => f.write_str("API key unknown, revoked or expired"),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",

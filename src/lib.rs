@@ -19,6 +19,7 @@ pub mod response;
 pub mod session;
 
 mod api;
+mod api_keys;
 mod authenticate;
 mod keyring;
 mod privileged;
@@ -85,6 +86,15 @@ extension_sql_file!(
         api::users::auth_internal::raise_error,
         api::users::auth_internal::setting,
         session_store::verified_session
+    ]
+);
+extension_sql_file!(
+    "../sql/api_keys.sql",
+    name = "api_keys",
+    requires = [
+        "users",
+        api::users::auth_internal::new_api_key,
+        api::users::auth_internal::raise_error
     ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

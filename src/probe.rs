@@ -93,6 +93,11 @@ impl Row<'_> {
             .and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) })
     }
 
+    pub fn jsonb(&self, column: &str) -> Option<pgrx::JsonB> {
+        self.datum(column)
+            .and_then(|d| unsafe { pgrx::JsonB::from_datum(d, false) })
+    }
+
     pub fn bool(&self, column: &str) -> Option<bool> {
         self.datum(column).map(|d| d.value() != 0)
     }

@@ -19,6 +19,8 @@ pub enum Source {
     /// `Authorization: Bearer` (PostgREST forwards it only with `jwt-secret` set, after
     /// verifying it itself).
     Bearer,
+    /// The API-key header (`pg_auth.api_key_header`): only an API key may be there.
+    ApiKey,
 }
 
 impl Source {
@@ -31,12 +33,21 @@ impl Source {
                 _ if s.eq_ignore_ascii_case("cookie") => Ok(Source::Cookie),
                 _ if s.eq_ignore_ascii_case("header") => Ok(Source::Header),
                 _ if s.eq_ignore_ascii_case("bearer") => Ok(Source::Bearer),
+                _ if s.eq_ignore_ascii_case("api_key") => Ok(Source::ApiKey),
                 _ => Err(AuthError::InvalidArgument(format!(
-                    "pg_auth.token_sources: unknown source \"{s}\" (use cookie, header, bearer)"
+                    "pg_auth.token_sources: unknown source \"{s}\" (use cookie, header, bearer, api_key)"
                 ))),
             })
             .collect()
     }
+}
+
+/// The cookie and header names the sources read (`pg_auth.cookie_name`, `pg_auth.header_name`,
+/// `pg_auth.api_key_header`).
+pub struct Names<'a> {
+    pub cookie: &'a str,
+    pub header: &'a str,
+    pub api_key_header: &'a str,
 }
 
 /// What `find_token` found.
@@ -90,12 +101,13 @@ impl<'s> Request<'s> {
 
     /// The first source, in `order`, that holds something. An empty cookie or header counts as
     /// absent, as browsers send `name=` after a cookie is cleared.
-    pub fn find_token(&self, order: &[Source], cookie: &str, header: &str) -> Found {
+    pub fn find_token(&self, order: &[Source], names: &Names) -> Found {
         for source in order {
             let found = match source {
-                Source::Cookie => string_member(self.cookies(), cookie),
-                Source::Header => self.header(header),
+                Source::Cookie => string_member(self.cookies(), names.cookie),
+                Source::Header => self.header(names.header),
                 Source::Bearer => self.bearer(),
+                Source::ApiKey => self.header(names.api_key_header),
             };
             match found {
                 Some(token) if token.trim().len() == token.len() && !token.is_empty() => {
@@ -197,7 +209,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const ORDER: [Source; 3] = [Source::Cookie, Source::Header, Source::Bearer];
+    const ORDER: [Source; 4] = [
+        Source::Cookie,
+        Source::Header,
+        Source::Bearer,
+        Source::ApiKey,
+    ];
+
+    fn names<'a>(cookie: &'a str, header: &'a str) -> Names<'a> {
+        Names {
+            cookie,
+            header,
+            api_key_header: "x-api-key",
+        }
+    }
 
     fn req(headers: Value, cookies: Value, _claims: Value) -> Request<'static> {
         Request::from_settings(Some(headers.to_string()), Some(cookies.to_string()))
@@ -211,12 +236,12 @@ mod tests {
             json!({"role": "u"}),
         );
         assert_eq!(
-            r.find_token(&ORDER, "access_token", "x-access-token"),
+            r.find_token(&ORDER, &names("access_token", "x-access-token")),
             Found::Token("c.c.c".into(), Source::Cookie)
         );
         let r = req(json!({"x-access-token": "h.h.h"}), json!({}), json!({}));
         assert_eq!(
-            r.find_token(&ORDER, "access_token", "X-Access-Token"),
+            r.find_token(&ORDER, &names("access_token", "X-Access-Token")),
             Found::Token("h.h.h".into(), Source::Header)
         );
         // The Bearer token itself, never the claims PostgREST (or anyone) put in request.jwt.claims.
@@ -226,7 +251,7 @@ mod tests {
             json!({"role": "u"}),
         );
         assert_eq!(
-            r.find_token(&ORDER, "access_token", "x"),
+            r.find_token(&ORDER, &names("access_token", "x")),
             Found::Token("a.b.c".into(), Source::Bearer)
         );
         let r = req(
@@ -234,7 +259,10 @@ mod tests {
             json!({}),
             json!({"role": "u"}),
         );
-        assert_eq!(r.find_token(&ORDER, "access_token", "x"), Found::Nothing);
+        assert_eq!(
+            r.find_token(&ORDER, &names("access_token", "x")),
+            Found::Nothing
+        );
     }
 
     #[test]
@@ -245,14 +273,13 @@ mod tests {
             json!({}),
         );
         assert_eq!(
-            r.find_token(&[Source::Cookie], "access_token", "x-access-token"),
+            r.find_token(&[Source::Cookie], &names("access_token", "x-access-token")),
             Found::Nothing
         );
         assert_eq!(
             r.find_token(
                 &[Source::Header, Source::Cookie],
-                "access_token",
-                "x-access-token"
+                &names("access_token", "x-access-token")
             ),
             Found::Token("h.h.h".into(), Source::Header)
         );
@@ -261,12 +288,12 @@ mod tests {
     #[test]
     fn garbage_settings_mean_no_request() {
         let r = Request::from_settings(Some("not json".into()), Some("[1]".into()));
-        assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+        assert_eq!(r.find_token(&ORDER, &names("a", "b")), Found::Nothing);
         // A valid member followed by garbage is no request either.
         let r = Request::from_settings(None, Some(r#"{"a": "x.y.z"} trailing"#.into()));
-        assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+        assert_eq!(r.find_token(&ORDER, &names("a", "b")), Found::Nothing);
         let r = Request::from_settings(None, Some(r#"{"a": "x.y.z", "b": "#.into()));
-        assert_eq!(r.find_token(&ORDER, "a", "b"), Found::Nothing);
+        assert_eq!(r.find_token(&ORDER, &names("a", "b")), Found::Nothing);
     }
 
     #[test]
@@ -276,15 +303,15 @@ mod tests {
         let r = Request::from_settings(None, Some(cookies.into()));
         // A repeated name keeps its last value; escapes in names are decoded.
         assert_eq!(
-            r.find_token(&ORDER, "a", "x"),
+            r.find_token(&ORDER, &names("a", "x")),
             Found::Token("last".into(), Source::Cookie)
         );
         assert_eq!(
-            r.find_token(&ORDER, "ab", "x"),
+            r.find_token(&ORDER, &names("ab", "x")),
             Found::Token("escaped".into(), Source::Cookie)
         );
         // Not a string: absent.
-        assert_eq!(r.find_token(&ORDER, "other", "x"), Found::Nothing);
+        assert_eq!(r.find_token(&ORDER, &names("other", "x")), Found::Nothing);
         assert_eq!(string_member(Some(cookies), "a"), Some(" last ".into()));
     }
 
@@ -295,5 +322,24 @@ mod tests {
             vec![Source::Cookie, Source::Bearer]
         );
         assert!(Source::parse_list("cookies").is_err());
+        assert_eq!(Source::parse_list("API_KEY").unwrap(), vec![Source::ApiKey]);
+    }
+
+    #[test]
+    fn the_api_key_header_comes_last_by_default() {
+        let r = req(json!({"x-api-key": "pak_k"}), json!({}), json!({}));
+        assert_eq!(
+            r.find_token(&ORDER, &names("access_token", "x-access-token")),
+            Found::Token("pak_k".into(), Source::ApiKey)
+        );
+        let r = req(
+            json!({"x-api-key": "pak_k", "x-access-token": "h.h.h"}),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(
+            r.find_token(&ORDER, &names("access_token", "x-access-token")),
+            Found::Token("h.h.h".into(), Source::Header)
+        );
     }
 }

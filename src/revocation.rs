@@ -28,7 +28,7 @@ static BY_JTI: Lookup = Lookup {
 
 enum List {
     Kept(HashSet<String>),
-    /// Longer than `KEPT_AT_MOST`: every check probes the index.
+    /// Longer than `KEPT_AT_MOST`, or changes are not announced: every check probes the index.
     TooLong,
 }
 
@@ -80,12 +80,28 @@ fn probed(jti: &str) -> Result<bool> {
 }
 
 /// The list as committed now (the latest snapshot, not the statement's: the copy outlives the
-/// statement).
+/// statement). Kept only while the trigger that announces changes is there and enabled (a
+/// database not yet updated to 0.3.0, or triggers disabled for a restore, is probed instead;
+/// enabling or disabling a trigger invalidates the table, so the choice is made again).
 fn load() -> Result<List> {
     let (oid, _) = privileged::table("auth.revoked_tokens")?;
     TABLE_OID.set(oid);
     let _latest = LatestSnapshot::push();
     privileged::read_as_owner("auth.revoked_tokens", |client| {
+        let announced = client
+            .select(
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger t \
+                 WHERE t.tgrelid OPERATOR(pg_catalog.=) 'auth.revoked_tokens'::pg_catalog.regclass \
+                   AND t.tgname OPERATOR(pg_catalog.=) 'revoked_tokens_changed' \
+                   AND t.tgenabled OPERATOR(pg_catalog.=) 'A')",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get_one::<bool>()?;
+        if announced != Some(true) {
+            return Ok(List::TooLong);
+        }
         let rows = client.select(
             "SELECT r.jti FROM auth.revoked_tokens r",
             Some((KEPT_AT_MOST + 1) as i64),

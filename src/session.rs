@@ -15,6 +15,7 @@ const RANDOM_LEN: usize = 43;
 pub enum TokenKind {
     Session,
     PasswordReset,
+    ApiKey,
 }
 
 impl TokenKind {
@@ -22,6 +23,8 @@ impl TokenKind {
         match self {
             TokenKind::Session => "pas_",
             TokenKind::PasswordReset => "par_",
+            // Secret scanners find leaked keys by this prefix and the 43 characters after it.
+            TokenKind::ApiKey => "pak_",
         }
     }
 }
@@ -30,6 +33,7 @@ impl TokenKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     Session,
+    ApiKey,
     /// Anything else is read as a JWT (and refused as a malformed one if it is not).
     Jwt,
 }
@@ -45,19 +49,21 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// A session token is the session prefix and 43 base64url characters. Unprefixed 43-character
-/// tokens are sessions created before 0.2.0, accepted until they expire (at most
-/// pg_auth.session_lifetime after their login).
+/// A session token is the session prefix and 43 base64url characters, an API key the API-key
+/// prefix and 43. Unprefixed 43-character tokens are sessions created before 0.2.0, accepted
+/// until they expire (at most pg_auth.session_lifetime after their login).
 pub fn credential(token: &str) -> Credential {
-    let random = token
-        .strip_prefix(TokenKind::Session.prefix())
-        .unwrap_or(token);
-    let is_random = random.len() == RANDOM_LEN
-        && random
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if is_random {
+    let is_random = |random: &str| {
+        random.len() == RANDOM_LEN
+            && random
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let prefixed = |kind: TokenKind| token.strip_prefix(kind.prefix()).is_some_and(is_random);
+    if prefixed(TokenKind::Session) || is_random(token) {
         Credential::Session
+    } else if prefixed(TokenKind::ApiKey) {
+        Credential::ApiKey
     } else {
         Credential::Jwt
     }
@@ -89,9 +95,14 @@ impl SessionTimes {
     /// The `exp` claim of the session: the earlier expiry, in Unix seconds (rounded as
     /// PostgreSQL's `date_part('epoch', …)::int8` does).
     pub fn claims_exp(&self) -> i64 {
-        let micros = self.expires_at.min(self.idle_expires_at);
-        (micros as f64 / 1e6).round_ties_even() as i64 + POSTGRES_EPOCH_UNIX
+        unix_seconds(self.expires_at.min(self.idle_expires_at))
     }
+}
+
+/// A timestamptz as PostgreSQL stores it (microseconds since 2000) in Unix seconds, rounded as
+/// `date_part('epoch', …)::int8` does.
+pub fn unix_seconds(micros: i64) -> i64 {
+    (micros as f64 / 1e6).round_ties_even() as i64 + POSTGRES_EPOCH_UNIX
 }
 
 #[cfg(test)]
@@ -129,6 +140,14 @@ mod tests {
             Credential::Jwt
         );
         assert_eq!(credential("pas_short"), Credential::Jwt);
+        let (key, _) = new_token(TokenKind::ApiKey);
+        assert!(key.starts_with("pak_") && key.len() == 47, "{key}");
+        assert_eq!(credential(&key), Credential::ApiKey);
+        assert_eq!(
+            credential(&key[..46]),
+            Credential::Jwt,
+            "a truncated key is no key"
+        );
         assert_eq!(credential("a.b.c"), Credential::Jwt);
     }
 

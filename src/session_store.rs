@@ -145,23 +145,27 @@ fn live_session(
 /// the session row; from `auth.users` when there is none (a database not yet updated to 0.3.0,
 /// a row written with triggers off).
 fn enabled_user(session: &SessionRow) -> Result<Option<(String, Option<String>)>> {
-    let user = match (&session.user, session.user_id) {
-        (Some(copy), _) => Some(copy.clone()),
-        (None, Some(user_id)) => probe::find(&USER_BY_ID, user_id, |row| {
-            match (row.bool("disabled"), row.text("role")) {
-                (Some(disabled), Some(role)) => Some((disabled, role, row.text("email"))),
-                _ => None,
-            }
-        })?
-        .flatten(),
-        (None, None) => None,
-    };
-    Ok(user
-        .filter(|(disabled, _, _)| !disabled)
-        .map(|(_, role, email)| (role, email)))
+    match (&session.user, session.user_id) {
+        (Some((disabled, role, email)), _) => {
+            Ok((!disabled).then(|| (role.clone(), email.clone())))
+        }
+        (None, Some(user_id)) => enabled_user_by_id(user_id),
+        (None, None) => Ok(None),
+    }
 }
 
-fn transaction_start() -> i64 {
+/// Role and email of the user `user_id` from `auth.users`, unless the user is disabled or gone.
+pub fn enabled_user_by_id(user_id: pgrx::Uuid) -> Result<Option<(String, Option<String>)>> {
+    let user = probe::find(&USER_BY_ID, user_id, |row| {
+        match (row.bool("disabled"), row.text("role")) {
+            (Some(false), Some(role)) => Some((role, row.text("email"))),
+            _ => None,
+        }
+    })?;
+    Ok(user.flatten())
+}
+
+pub fn transaction_start() -> i64 {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 

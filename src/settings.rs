@@ -8,10 +8,12 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
 pub static TOKEN_SOURCES: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"cookie, header, bearer"));
+    GucSetting::<Option<CString>>::new(Some(c"cookie, header, bearer, api_key"));
 pub static COOKIE_NAME: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"access_token"));
 pub static COOKIE_SECURE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static API_KEY_HEADER: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"x-api-key"));
 pub static HEADER_NAME: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"x-access-token"));
 pub static ROLE_CLAIM: GucSetting<Option<CString>> =
@@ -84,7 +86,7 @@ fn boolean(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting
 pub fn define() {
     string(
         c"pg_auth.token_sources",
-        c"Where auth.authenticate() looks for a token, in order: cookie, header, bearer.",
+        c"Where auth.authenticate() looks for a token, in order: cookie, header, bearer, api_key.",
         &TOKEN_SOURCES,
     );
     string(
@@ -101,6 +103,11 @@ pub fn define() {
         c"pg_auth.header_name",
         c"Request header holding the caller's JWT.",
         &HEADER_NAME,
+    );
+    string(
+        c"pg_auth.api_key_header",
+        c"Request header holding an API key (pak_...).",
+        &API_KEY_HEADER,
     );
     string(
         c"pg_auth.role_claim",

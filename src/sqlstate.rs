@@ -26,6 +26,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::Revoked => "PA014",
         AuthError::SessionInvalid => "PA017",
         AuthError::Storage(_) => "PA019",
+        AuthError::ApiKeyInvalid => "PA020",
         AuthError::TooManyAttempts(_) => "PA015",
         AuthError::ResetTokenInvalid => "PA016",
         AuthError::NotSignedIn => "PA017",
@@ -179,6 +180,7 @@ mod tests {
             AuthError::TooManyAttempts(String::new()),
             AuthError::ResetTokenInvalid,
             AuthError::JsonRequired,
+            AuthError::ApiKeyInvalid,
         ];
         for kind in &kinds {
             match kind {
@@ -207,7 +209,8 @@ mod tests {
                 | AuthError::WrongPassword(_)
                 | AuthError::TooManyAttempts(_)
                 | AuthError::ResetTokenInvalid
-                | AuthError::JsonRequired => {}
+                | AuthError::JsonRequired
+                | AuthError::ApiKeyInvalid => {}
             }
         }
         kinds

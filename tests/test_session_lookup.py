@@ -103,21 +103,43 @@ def test_a_login_racing_a_role_change_gets_the_committed_role(db):
 
 
 def test_a_session_written_with_triggers_off_is_read_from_auth_users(two):
-    """Rows written with session_replication_role = replica (a bulk load) carry no copy: the
-    lookup reads auth.users instead, disabled flag included."""
+    """Rows written with the copy trigger disabled (a restore with --disable-triggers) carry no
+    copy: the lookup reads auth.users instead, disabled flag included."""
     a, b = two
     user, token, _ = signed_in(b, "bulk@example.com")
     with b.transaction():
-        b.execute("SET LOCAL session_replication_role = replica")
+        b.execute("ALTER TABLE auth.sessions DISABLE TRIGGER sessions_copy_user")
         b.execute("UPDATE auth.sessions SET user_role = NULL, user_email = NULL, user_disabled = NULL WHERE user_id = %s",
                   (user,))
+        b.execute("ALTER TABLE auth.sessions ENABLE ALWAYS TRIGGER sessions_copy_user")
     assert one(b, "SELECT count(*) FROM auth.sessions WHERE user_id = %s AND user_role IS NULL", (user,)) >= 1
     found = claims(a, token)
     assert (found["role"], found["email"]) == ("web_user", "bulk@example.com")
+    b.execute("UPDATE auth.users SET disabled = true WHERE id = %s", (user,))
+    assert_sqlstate(a, "PA017", "SELECT auth.authenticate(%s)", (token,))
+
+
+def test_changes_applied_as_a_replica_or_by_a_before_trigger_reach_the_copy(two):
+    """Logical replication applies changes with session_replication_role = replica, and an
+    application's BEFORE trigger may set the flag without naming it in SET: both reach the
+    sessions (found by the live attack on 0.3.0)."""
+    a, b = two
+    user, token, _ = signed_in(b, "applied@example.com")
     with b.transaction():
         b.execute("SET LOCAL session_replication_role = replica")
         b.execute("UPDATE auth.users SET disabled = true WHERE id = %s", (user,))
     assert_sqlstate(a, "PA017", "SELECT auth.authenticate(%s)", (token,))
+    b.execute("UPDATE auth.users SET disabled = false WHERE id = %s", (user,))
+    assert claims(a, token)["sub"] == str(user)
+    b.execute("""CREATE FUNCTION pg_temp.ban() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN NEW.disabled := coalesce((NEW.metadata ->> 'banned')::bool, NEW.disabled); RETURN NEW; END $$""")
+    b.execute("CREATE TRIGGER a_ban BEFORE UPDATE ON auth.users FOR EACH ROW EXECUTE FUNCTION pg_temp.ban()")
+    try:
+        b.execute("""UPDATE auth.users SET metadata = '{"banned": true}' WHERE id = %s""", (user,))
+        assert_sqlstate(a, "PA017", "SELECT auth.authenticate(%s)", (token,))
+    finally:
+        b.execute("DROP TRIGGER a_ban ON auth.users")
+        b.execute("UPDATE auth.users SET metadata = '{}', disabled = false WHERE id = %s", (user,))
 
 
 def test_a_copy_edited_by_hand_is_taken_again_from_auth_users(two):
@@ -215,3 +237,38 @@ def test_a_revocation_counts_at_once_in_its_own_transaction_and_not_after_a_roll
         assert getattr(e.value, "sqlstate", None) == "PA014"
         assert claims(b, jwt)["jti"] == jti  # not committed: other backends still accept it
     assert claims(a, jwt)["jti"] == jti
+
+
+def test_a_revocation_in_a_database_not_yet_updated_is_seen_by_every_backend(db):
+    """A 0.2.0 database served by the new library has no trigger announcing revocations: no
+    backend may keep the list then (found by the live attack on 0.3.0)."""
+    with connect("postgres") as admin:
+        admin.execute("DROP DATABASE IF EXISTS pg_auth_lookup_old WITH (FORCE)")
+        admin.execute("CREATE DATABASE pg_auth_lookup_old")
+    a, b = connect("pg_auth_lookup_old"), connect("pg_auth_lookup_old")
+    try:
+        b.execute("CREATE EXTENSION pg_auth VERSION '0.2.0'")
+        b.execute("SELECT auth.generate_key('HS256', 'old')")
+        jwt = one(b, """SELECT auth.sign_jwt('{"role": "web_user", "sub": "s", "jti": "old-jti"}'::jsonb)""")
+        assert claims(a, jwt)["jti"] == "old-jti"
+        b.execute("SELECT auth.revoke_token('old-jti')")
+        assert_sqlstate(a, "PA014", "SELECT auth.authenticate(%s)", (jwt,))
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("jti", ["1e2", "1.0", "7e0", "18446744073709551616", "1.5"])
+def test_a_numeric_jti_that_is_no_plain_integer_is_refused(db, jti):
+    """The revocation list is matched by text; a jti written as 1e2 would be revoked as '100'
+    (what verify_jwt shows) and never match: such tokens are refused (live attack on 0.3.0)."""
+    from jwtutil import make_token
+    with connect(db) as c:
+        secret = "numeric-jti-secret-0123456789abcdef"
+        c.execute("DELETE FROM auth.keys WHERE kid = 'numeric-jti'")
+        c.execute("SELECT auth.add_key(%s, 'numeric-jti', 'HS256')", (secret,))
+        token = make_token({"alg": "HS256", "typ": "JWT", "kid": "numeric-jti"},
+                           ('{"role": "web_user", "sub": "s", "jti": %s}' % jti).encode(), key=secret.encode())
+        e = assert_sqlstate(c, "PA009", "SELECT auth.authenticate(%s)", (token,))
+        assert "jti" in str(e)
+        c.execute("DELETE FROM auth.keys WHERE kid = 'numeric-jti'")

@@ -41,7 +41,7 @@ UNION ALL
 SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index
 WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]))
 UNION ALL
-SELECT 'trigger ' || pg_get_triggerdef(t.oid) FROM pg_trigger t
+SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text FROM pg_trigger t
 WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = ANY(ARRAY['auth'::regnamespace, 'auth_internal'::regnamespace]))
 UNION ALL
 SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid) FROM pg_class c

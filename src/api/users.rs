@@ -69,6 +69,12 @@ pub(crate) mod auth_internal {
         TableIterator::once(crate::session::new_token(TokenKind::PasswordReset))
     }
 
+    /// A new API key (`pak_` and 256 random bits) and its SHA-256, like `new_token`.
+    #[pg_extern(volatile, parallel_safe)]
+    fn new_api_key() -> TableIterator<'static, (name!(key, String), name!(key_hash, Vec<u8>))> {
+        TableIterator::once(crate::session::new_token(TokenKind::ApiKey))
+    }
+
     #[pg_extern(immutable, parallel_safe, strict)]
     fn hash_token(token: &str) -> Vec<u8> {
         crate::session::hash_token(token)
@@ -108,6 +114,7 @@ pub(crate) mod auth_internal {
             "too_many_attempts" => AuthError::TooManyAttempts(owned("too many failed attempts")),
             "reset_token_invalid" => AuthError::ResetTokenInvalid,
             "json_required" => AuthError::JsonRequired,
+            "invalid_argument" => AuthError::InvalidArgument(owned("invalid argument")),
             other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
         };
         crate::sqlstate::raise_answer(err, s::behind_postgrest(), None)

@@ -1,0 +1,213 @@
+"""API keys (sql/api_keys.sql, src/api_keys.rs): created for a role or a user, shown once and
+stored hashed, recognised by their `pak_` prefix, sent in the API-key header (x-api-key), revoked
+or expired from the next statement on, never written to on the request path. Through SQL and
+through the real PostgREST 12.
+"""
+
+import hashlib
+import time
+
+import psycopg
+import pytest
+
+from conftest import assert_sqlstate, connect, ensure_role, one
+from postgrest_harness import (
+    ALICE, AUTHENTICATOR, WEB_ANON, WEB_USER, E2EDatabase, PostgREST, assert_invalid_token, describe, expect,
+)
+
+DB = "pg_auth_api_keys"
+
+
+@pytest.fixture(scope="module")
+def db():
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DB}")
+    with connect(DB) as c:
+        c.execute("CREATE EXTENSION pg_auth")
+        for role in ("web_user", "web_service"):
+            ensure_role(c, role)
+            c.execute(f"GRANT {role} TO CURRENT_USER")
+    return DB
+
+
+@pytest.fixture
+def c(db):
+    conn = connect(db)
+    yield conn
+    conn.close()
+
+
+def authenticate(conn, key):
+    with conn.transaction():
+        claims = one(conn, "SELECT auth.authenticate(%s)", (key,))
+        claims["current_user"] = one(conn, "SELECT current_user")
+        conn.execute("SET LOCAL ROLE NONE")
+    return claims
+
+
+def test_a_role_key_is_shown_once_stored_hashed_and_acts_as_its_role(c):
+    made = one(c, """SELECT auth.create_api_key('billing job', role => 'web_service',
+                                              claims => '{"tenant": "acme", "scopes": ["read"]}')""")
+    key = made["key"]
+    assert key.startswith("pak_") and len(key) == 47
+    stored = c.execute("SELECT key_hash FROM auth.api_keys WHERE id = %s", (made["id"],)).fetchone()[0]
+    assert bytes(stored) == hashlib.sha256(key.encode()).digest()
+    assert one(c, "SELECT count(*) FROM auth.api_keys WHERE key_hash::text LIKE %s", (f"%{key}%",)) == 0
+    claims = authenticate(c, key)
+    assert claims["current_user"] == "web_service"
+    assert (claims["role"], claims["key_id"], claims["key_name"]) == ("web_service", made["id"], "billing job")
+    assert claims["tenant"] == "acme" and claims["scopes"] == ["read"]
+    assert "sub" not in claims and "exp" not in claims
+    listed = one(c, "SELECT to_jsonb(l) FROM auth.api_key_list l WHERE id = %s", (made["id"],))
+    assert listed["active"] is True and "key_hash" not in listed and "key" not in listed
+
+
+def test_a_user_key_acts_as_the_user_and_follows_the_user(c):
+    c.execute("DELETE FROM auth.users WHERE email = 'keyuser@example.com'")
+    user = one(c, "SELECT auth.register('keyuser@example.com', 'a key user password')")
+    key = one(c, "SELECT auth.create_api_key('cli', user_id => %s) ->> 'key'", (user,))
+    claims = authenticate(c, key)
+    assert (claims["sub"], claims["email"], claims["role"], claims["current_user"]) == (
+        str(user), "keyuser@example.com", "web_user", "web_user")
+    assert one(c, "SELECT auth.uid() IS NULL")  # outside the transaction: nothing kept
+    c.execute("UPDATE auth.users SET role = 'web_service' WHERE id = %s", (user,))
+    assert authenticate(c, key)["current_user"] == "web_service"
+    c.execute("SELECT auth.disable_user(%s)", (user,))
+    assert_sqlstate(c, "PA020", "SELECT auth.authenticate(%s)", (key,))
+    c.execute("SELECT auth.enable_user(%s)", (user,))
+    assert authenticate(c, key)["sub"] == str(user)
+    c.execute("DELETE FROM auth.users WHERE id = %s", (user,))
+    assert_sqlstate(c, "PA020", "SELECT auth.authenticate(%s)", (key,))
+
+
+def test_revocation_and_expiry_count_from_the_next_statement_of_every_backend(db):
+    a, b = connect(db), connect(db)
+    try:
+        made = one(b, "SELECT auth.create_api_key('revocable', role => 'web_service')")
+        assert authenticate(a, made["key"])["key_id"] == made["id"]
+        assert one(b, "SELECT auth.revoke_api_key(%s)", (made["id"],)) is True
+        assert one(b, "SELECT auth.revoke_api_key(%s)", (made["id"],)) is False
+        assert_sqlstate(a, "PA020", "SELECT auth.authenticate(%s)", (made["key"],))
+        soon = one(b, "SELECT auth.create_api_key('short', role => 'web_service', expires_at => now() + interval '1 second')")
+        claims = authenticate(a, soon["key"])
+        assert abs(claims["exp"] - time.time()) < 5
+        time.sleep(1.2)
+        assert_sqlstate(a, "PA020", "SELECT auth.authenticate(%s)", (soon["key"],))
+        assert one(b, "SELECT active FROM auth.api_key_list WHERE id = %s", (soon["id"],)) is False
+    finally:
+        a.close()
+        b.close()
+
+
+def test_keys_work_in_read_only_transactions(c):
+    key = one(c, "SELECT auth.create_api_key('ro', role => 'web_service') ->> 'key'")
+    with c.transaction():
+        c.execute("SET TRANSACTION READ ONLY")
+        assert one(c, "SELECT auth.authenticate(%s) ->> 'role'", (key,)) == "web_service"
+        c.execute("SET LOCAL ROLE NONE")
+
+
+@pytest.mark.parametrize("call, why", [
+    ("auth.create_api_key(NULL, role => 'web_service')", "name"),
+    ("auth.create_api_key('', role => 'web_service')", "name"),
+    ("auth.create_api_key(repeat('n', 201), role => 'web_service')", "name"),
+    ("auth.create_api_key('x')", "either a role or a user_id"),
+    ("auth.create_api_key('x', role => 'web_service', user_id => gen_random_uuid())", "either a role or a user_id"),
+    ("auth.create_api_key('x', role => 'no_such_role')", "does not exist or is a superuser"),
+    ("auth.create_api_key('x', role => 'postgres')", "does not exist or is a superuser"),
+    ("auth.create_api_key('x', user_id => gen_random_uuid())", "no such user"),
+    ("auth.create_api_key('x', role => 'web_service', expires_at => now() - interval '1 s')", "past"),
+    ("auth.create_api_key('x', role => 'web_service', claims => '[1]')", "JSON object"),
+    ("auth.create_api_key('x', role => 'web_service', claims => NULL)", "JSON object"),
+    ("""auth.create_api_key('x', role => 'web_service', claims => '{"role": "postgres", "sub": "s"}')""", "role, sub"),
+])
+def test_bad_arguments_are_refused_with_a_clear_error(c, call, why):
+    e = assert_sqlstate(c, "22023", f"SELECT {call}")
+    assert why in str(e)
+
+
+def test_claims_pg_auth_sets_cannot_be_smuggled_in_by_editing_the_row(c):
+    made = one(c, "SELECT auth.create_api_key('edited', role => 'web_service')")
+    c.execute("""UPDATE auth.api_keys SET claims = '{"role": "postgres", "sub": "admin", "key_id": "x", "ok": 1}'
+                 WHERE id = %s""", (made["id"],))
+    claims = authenticate(c, made["key"])
+    assert (claims["role"], claims["current_user"], claims["key_id"], claims["ok"]) == (
+        "web_service", "web_service", made["id"], 1)
+    assert "sub" not in claims
+
+
+@pytest.mark.parametrize("key", ["pak_" + "A" * 43, "pak_" + "A" * 42, "pak_", "PAK_" + "A" * 43])
+def test_unknown_and_malformed_keys_are_refused(c, key):
+    expected = "PA020" if len(key) == 47 and key.startswith("pak_") else "PA001"
+    assert_sqlstate(c, expected, "SELECT auth.authenticate(%s)", (key,))
+
+
+def test_a_role_the_authenticator_lacks_is_refused_at_the_request(c):
+    ensure_role(c, "web_ungranted")
+    key = one(c, "SELECT auth.create_api_key('ungranted', role => 'web_ungranted') ->> 'key'")
+    assert_sqlstate(c, "42501", "SELECT auth.authenticate(%s)", (key,))
+
+
+def test_web_roles_cannot_create_list_or_read_keys(c):
+    with c.transaction():
+        c.execute("SET LOCAL ROLE web_user")
+        for stmt in ("SELECT auth.create_api_key('x', role => 'web_user')", "SELECT * FROM auth.api_key_list",
+                     "SELECT * FROM auth.api_keys", "SELECT auth.revoke_api_key(gen_random_uuid())"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with c.transaction():
+                    c.execute(stmt)
+
+
+# ---- through PostgREST ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rest():
+    d = E2EDatabase("pg_auth_e2e_api_keys")
+    with PostgREST(d, AUTHENTICATOR, pool=1, name="api_keys") as p:
+        yield d, p
+    d.close()
+
+
+def test_a_key_in_the_api_key_header_signs_requests_in(rest):
+    d, api = rest
+    key = d.one("SELECT auth.create_api_key('e2e', role => %s) ->> 'key'", (WEB_USER,))
+    r = api.whoami(headers={"x-api-key": key})
+    me = expect(r, 200, api)
+    assert me["current_user"] == WEB_USER and me["jwt"]["key_name"] == "e2e", describe(r, api)
+    # Revoked: 401 with WWW-Authenticate, no cookie to clear.
+    d.one("SELECT auth.revoke_api_key(id) FROM auth.api_keys WHERE name = 'e2e'")
+    body = assert_invalid_token(api.whoami(headers={"x-api-key": key}), api, from_cookie=False)
+    assert body["code"] == "PA020"
+
+
+def test_a_value_in_the_api_key_header_that_is_no_key_is_refused_not_ignored(rest):
+    _, api = rest
+    body = assert_invalid_token(api.whoami(headers={"x-api-key": "not-a-key"}), api, from_cookie=False)
+    assert body["code"] == "PA020"
+    # Without the header the request is anonymous as before.
+    assert expect(api.whoami(), 200, api)["current_user"] == WEB_ANON
+
+
+def test_a_user_key_reads_the_users_rows_under_rls(rest):
+    d, api = rest
+    d.admin.execute("DELETE FROM auth.users WHERE email = 'alice-key@example.com'")
+    user = d.one("SELECT auth.register('alice-key@example.com', 'alice key password')")
+    d.admin.execute("UPDATE auth.users SET id = %s, role = %s WHERE id = %s", (ALICE, WEB_USER, user))
+    key = d.one("SELECT auth.create_api_key('alice cli', user_id => %s) ->> 'key'", (ALICE,))
+    rows = expect(api.get("/items", headers={"x-api-key": key}), 200, api)
+    assert {r["owner"] for r in rows} >= {ALICE}
+    me = expect(api.whoami(headers={"x-api-key": key}), 200, api)
+    assert me["uid"] == ALICE and me["email"] == "alice-key@example.com"
+
+
+def test_the_api_key_header_name_is_a_setting(rest):
+    d, api = rest
+    key = d.one("SELECT auth.create_api_key('renamed', role => %s) ->> 'key'", (WEB_USER,))
+    d.set_role_setting(AUTHENTICATOR, "pg_auth.api_key_header", "x-service-key")
+    try:
+        with PostgREST(d, AUTHENTICATOR, pool=1, name="api_keys_renamed") as other:
+            assert expect(other.whoami(headers={"x-service-key": key}), 200, other)["current_user"] == WEB_USER
+            assert expect(other.whoami(headers={"x-api-key": key}), 200, other)["current_user"] == WEB_ANON
+    finally:
+        d.admin.execute(f"ALTER ROLE {AUTHENTICATOR} IN DATABASE {d.name} RESET pg_auth.api_key_header")
