@@ -132,8 +132,9 @@ FROM (
     FROM per_size WHERE live <= 1000000
 ) g ORDER BY o;
 
-\echo 'Diagnostic: the same session query alone from plpgsql (no role switch, no claims), with a cached'
-\echo 'plan or parsed and planned on every call (net µs per call; reads per call).'
+\echo 'Diagnostic: pg_auth 0.2.0''s session query (SQL over SPI; 0.3.0 probes the indexes directly) alone'
+\echo 'from plpgsql (no role switch, no claims), with a cached plan or parsed and planned on every call'
+\echo '(net µs per call; reads per call).'
 SELECT live AS "live sessions",
        round(max(net_us) FILTER (WHERE variant = 'authenticate')::numeric, 2) AS "pg_auth authenticate",
        round(max(net_us) FILTER (WHERE variant = 'plan_per_call')::numeric, 2) AS "query, planned per call",

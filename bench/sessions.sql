@@ -38,6 +38,16 @@ AS $$ SELECT md5('bench-session-' || i)::uuid $$;
 CREATE TABLE bench_s.population (n bigint NOT NULL);
 INSERT INTO bench_s.population VALUES (0);
 
+-- Whether auth.sessions carries a copy of its user's role, email and disabled flag (pg_auth
+-- 0.3.0 and later, kept by triggers).
+CREATE FUNCTION bench_s.sessions_copy_user() RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT count(*) = 3 FROM pg_attribute
+    WHERE attrelid = 'auth.sessions'::regclass AND NOT attisdropped
+      AND attname IN ('user_role', 'user_email', 'user_disabled')
+$$;
+
 -- Grows auth.sessions to `target` live sessions (and their users), inserting only what is missing,
 -- in one transaction (bench/sessions.sh calls it in steps of at most GROW_BATCH sessions).
 -- The foreign key trigger is skipped (session_replication_role = replica): the rows reference
@@ -55,10 +65,29 @@ BEGIN
     INSERT INTO auth.users (id, email, password_hash, role)
     SELECT bench_s.user_id(k), 'user-' || k || '@bench.example', 'not-a-password-hash', 'web_user'
     FROM generate_series((have + 9) / 10 + 1, (target + 9) / 10) k;
-    INSERT INTO auth.sessions (id, token_hash, user_id, expires_at, idle_expires_at)
-    SELECT bench_s.session_id(i), sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
-           now() + interval '7 days', now() + interval '1 day'
-    FROM generate_series(have + 1, target) i;
+    IF bench_s.sessions_copy_user() THEN
+        -- pg_auth >= 0.3.0: the copy of the user's role, email and disabled flag that the
+        -- sessions_copy_user trigger (off here) writes; without it authenticate would take its
+        -- fallback path (reading auth.users) instead of the one a real session takes.
+        INSERT INTO auth.sessions (id, token_hash, user_id, expires_at, idle_expires_at,
+                                   user_role, user_email, user_disabled)
+        SELECT bench_s.session_id(i), sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
+               now() + interval '7 days', now() + interval '1 day',
+               'web_user', 'user-' || ((i - 1) / 10 + 1) || '@bench.example', false
+        FROM generate_series(have + 1, target) i;
+    ELSE
+        INSERT INTO auth.sessions (id, token_hash, user_id, expires_at, idle_expires_at)
+        SELECT bench_s.session_id(i), sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
+               now() + interval '7 days', now() + interval '1 day'
+        FROM generate_series(have + 1, target) i;
+    END IF;
+    -- The copy, where there is one, must be what auth.users holds (as the trigger would write it).
+    IF bench_s.sessions_copy_user() AND EXISTS (
+        SELECT 1 FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
+        WHERE s.id IN (bench_s.session_id(have + 1), bench_s.session_id(target))
+          AND (s.user_role, s.user_email, s.user_disabled) IS DISTINCT FROM (u.role, u.email, u.disabled)) THEN
+        RAISE EXCEPTION 'bench_s.grow: the sessions'' copy of their user differs from auth.users';
+    END IF;
     UPDATE bench_s.population SET n = target;
     RETURN target;
 END
@@ -118,7 +147,8 @@ END
 $$;
 CREATE TABLE bench_s.samples (live bigint, variant text, rep int, rows bigint, us float8, reads bigint);
 
--- Diagnostics: pg_auth's session query (src/session_store.rs), run from plpgsql either with a
+-- Diagnostics: pg_auth 0.2.0's session query (src/session_store.rs of 0.2.0; 0.3.0 probes the
+-- unique indexes directly instead of running SQL), run from plpgsql either with a
 -- cached plan (static SQL) or parsed and planned on every call (EXECUTE, as an SPI query given as
 -- text is). Returns exp; no role switch, no claims published.
 CREATE FUNCTION bench_s.lookup(token text, plan_every_call boolean) RETURNS bigint
