@@ -234,13 +234,13 @@ FROM bench_rest.replays f JOIN bench_rest.replays h ON h.rep = f.rep AND h.confi
 SELECT goal, figure, target, result, rounds
 FROM (
     SELECT 1 AS o, '(f) - (e)  pg_auth session cookie, added over a no-op pre-request' AS goal,
-           to_char(f.vs_e, 'FM990.0') || ' µs (' || to_char(f.vs_e_lo, 'FM990.0') || '-' || to_char(f.vs_e_hi, 'FM990.0') || ')' AS figure,
+           to_char(f.vs_e, 'FM990.0') || ' µs (' || to_char(f.vs_e_lo, 'FM990.0') || ' to ' || to_char(f.vs_e_hi, 'FM990.0') || ')' AS figure,
            '<= 4 µs' AS target, CASE WHEN f.vs_e <= 4 THEN 'MET' ELSE 'MISSED' END AS result,
            (SELECT count(*) FILTER (WHERE vs_e <= 4) || '/' || count(*) FROM rp WHERE config = 'f') AS rounds
     FROM rmed f WHERE f.config = 'f'
     UNION ALL
     SELECT 2, '(c) - (e)  pg_auth JWT cookie, added over a no-op pre-request',
-           to_char(c.vs_e, 'FM990.0') || ' µs (' || to_char(c.vs_e_lo, 'FM990.0') || '-' || to_char(c.vs_e_hi, 'FM990.0') || ')',
+           to_char(c.vs_e, 'FM990.0') || ' µs (' || to_char(c.vs_e_lo, 'FM990.0') || ' to ' || to_char(c.vs_e_hi, 'FM990.0') || ')',
            '<= 3 µs', CASE WHEN c.vs_e <= 3 THEN 'MET' ELSE 'MISSED' END,
            (SELECT count(*) FILTER (WHERE vs_e <= 3) || '/' || count(*) FROM rp WHERE config = 'c')
     FROM rmed c WHERE c.config = 'c'
