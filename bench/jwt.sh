@@ -88,10 +88,7 @@ SELECT r.alg,
        round(e.net_us::numeric, 2)                     AS "pg_auth explicit",
        round(c.us::numeric, 2)                         AS "crate",
        round((r.net_us / c.us)::numeric, 2) || 'x'     AS "ring/crate",
-       round((e.net_us / c.us)::numeric, 2) || 'x'     AS "explicit/crate",
-       CASE WHEN r.alg = 'HS256' THEN 'pg_auth ~1 µs: ' || CASE WHEN greatest(r.net_us, e.net_us) <= 1.5 THEN 'met' ELSE 'MISSED' END
-            ELSE '<= 1.5x: ' || CASE WHEN greatest(r.net_us, e.net_us) / c.us <= 1.5 THEN 'met' ELSE 'MISSED' END
-       END                                             AS goal
+       round((e.net_us / c.us)::numeric, 2) || 'x'     AS "explicit/crate"
 FROM bench.results r
 JOIN bench.results e ON e.alg = r.alg AND e.variant = 'explicit'
 LEFT JOIN crate c ON c.alg = r.alg
@@ -103,11 +100,34 @@ SELECT round(p.net_us::numeric, 2)                     AS "plpgsql+pgcrypto HS25
        round(r.net_us::numeric, 2)                     AS "pg_auth HS256 ring",
        round(e.net_us::numeric, 2)                     AS "pg_auth HS256 explicit",
        round((p.net_us / r.net_us)::numeric, 1) || 'x' AS "speedup ring",
-       round((p.net_us / e.net_us)::numeric, 1) || 'x' AS "speedup explicit",
-       CASE WHEN p.net_us / greatest(r.net_us, e.net_us) >= 6 THEN 'met' ELSE 'MISSED' END AS "goal >= 6x"
+       round((p.net_us / e.net_us)::numeric, 1) || 'x' AS "speedup explicit"
 FROM bench.results p
 JOIN bench.results r ON r.alg = p.alg AND r.variant = 'ring'
 JOIN bench.results e ON e.alg = p.alg AND e.variant = 'explicit'
 WHERE p.alg = 'HS256' AND p.variant = 'plpgsql';
+
+\echo 'Goals (pg_auth = the larger of its ring and explicit net µs per call, both measured in this run):'
+WITH crate AS (SELECT alg, avg(us) AS us FROM bench.crate_cost GROUP BY alg),
+pg AS (SELECT r.alg, r.net_us AS ring, e.net_us AS explicit, greatest(r.net_us, e.net_us) AS worst
+       FROM bench.results r JOIN bench.results e ON e.alg = r.alg AND e.variant = 'explicit' WHERE r.variant = 'ring')
+SELECT goal, figure, target, result
+FROM (
+    SELECT 1 AS o, 'HS256 auth.verify_jwt per call' AS goal,
+           round(pg.worst::numeric, 2) || ' µs (ring ' || round(pg.ring::numeric, 2) || ', explicit '
+             || round(pg.explicit::numeric, 2) || ')' AS figure,
+           '<= 1.2 µs per call' AS target, CASE WHEN pg.worst <= 1.2 THEN 'MET' ELSE 'MISSED' END AS result
+    FROM pg WHERE pg.alg = 'HS256'
+    UNION ALL
+    SELECT 2, 'HS256 against the lean plpgsql+pgcrypto verifier',
+           round((p.net_us / pg.worst)::numeric, 1) || 'x (' || round(p.net_us::numeric, 2) || ' / '
+             || round(pg.worst::numeric, 2) || ' µs; ring ' || round((p.net_us / pg.ring)::numeric, 1) || 'x)',
+           '>= 6x plpgsql', CASE WHEN p.net_us / pg.worst >= 6 THEN 'MET' ELSE 'MISSED' END
+    FROM pg JOIN bench.results p ON p.alg = pg.alg AND p.variant = 'plpgsql' WHERE pg.alg = 'HS256'
+    UNION ALL
+    SELECT 2 + array_position(ARRAY['EdDSA','RS256','ES256'], pg.alg), pg.alg || ' against the crate alone',
+           round((pg.worst / c.us)::numeric, 2) || 'x (' || round(pg.worst::numeric, 2) || ' / ' || round(c.us::numeric, 2) || ' µs)',
+           '<= 1.5x crate', CASE WHEN pg.worst / c.us <= 1.5 THEN 'MET' ELSE 'MISSED' END
+    FROM pg JOIN crate c USING (alg) WHERE pg.alg <> 'HS256'
+) g ORDER BY o;
 SQL
 echo "JWT part: $(( $(date +%s) - started )) s"

@@ -1,7 +1,8 @@
 -- Database for the PostgREST throughput part (bench/postgrest.sh), loaded into a fresh database
--- with pg_auth and pgcrypto. One tiny table served by every PostgREST configuration, the three
--- pre-request functions compared with auth.authenticate, and the credentials each configuration
--- is called with (bench_rest.credentials, read back by postgrest.sh).
+-- with pg_auth and pgcrypto. One tiny table served by every PostgREST configuration, the
+-- pre-request functions compared with auth.authenticate (no-op, plpgsql JWT, plain-text sessions
+-- table), and the credentials each configuration is called with (bench_rest.credentials, read
+-- back by postgrest.sh).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 
@@ -70,6 +71,53 @@ END
 $$;
 GRANT EXECUTE ON FUNCTION bench_rest.noop(), bench_rest.authenticate_plpgsql() TO web_anon, web_user;
 
+-- (h) The hand-written session pattern used before pg_auth (as in the PostgREST sessions
+-- example): the session token kept in plain text as the primary key of a table, looked up by a
+-- SECURITY DEFINER function (the table is not readable by web_anon) with a fixed search_path,
+-- called from a plpgsql pre-request that switches role and sets the claims. The pre-request
+-- itself cannot be SECURITY DEFINER: PostgreSQL refuses to set `role` inside one ("cannot set
+-- parameter "role" within security-definer function"), hence the two functions, as in the
+-- example. No cookie: anonymous; an unknown or expired token: PT401. The table holds (f)'s
+-- token and the same filler tokens as auth.sessions (below), so both look up among as many rows.
+CREATE TABLE bench_rest.plain_sessions (
+    token      text PRIMARY KEY,
+    user_id    uuid NOT NULL,
+    role       text NOT NULL,
+    email      text,
+    expires_at timestamptz NOT NULL
+);
+REVOKE ALL ON bench_rest.plain_sessions FROM PUBLIC;
+
+CREATE FUNCTION bench_rest.plain_session(session_token text)
+RETURNS TABLE (user_id uuid, role text, email text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.user_id, s.role, s.email FROM bench_rest.plain_sessions s
+    WHERE s.token = session_token AND s.expires_at > now()
+$$;
+REVOKE ALL ON FUNCTION bench_rest.plain_session(text) FROM PUBLIC;
+
+CREATE FUNCTION bench_rest.authenticate_sessions_example() RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    token text := nullif(current_setting('request.cookies', true), '')::json ->> 'access_token';
+    s     record;
+BEGIN
+    IF token IS NULL OR token = '' THEN
+        RETURN;
+    END IF;
+    SELECT * INTO s FROM bench_rest.plain_session(token);
+    IF NOT FOUND THEN
+        RAISE SQLSTATE 'PT401' USING MESSAGE = 'invalid session';
+    END IF;
+    PERFORM set_config('role', s.role, true),
+            set_config('request.jwt.claims', json_build_object('sub', s.user_id, 'role', s.role, 'email', s.email)::text, true);
+END
+$$;
+REVOKE ALL ON FUNCTION bench_rest.authenticate_sessions_example() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bench_rest.plain_session(text), bench_rest.authenticate_sessions_example() TO web_anon, web_user;
+
 -- Credentials. The ring key signs the cookie JWT of (c), and (d) verifies the same token with
 -- the same secret. PostgREST's jwt-secret for (b) is a separate random HS256 secret; its token
 -- carries the same claims. The session of (f) comes from a real auth.login.
@@ -94,6 +142,29 @@ UNION ALL
 SELECT 'cookie_jwt', auth.sign_jwt(c) FROM claims
 UNION ALL
 SELECT 'session_token', auth.login('bench-user@example.com', 'bench password 1') ->> 'token';
+
+-- Filler sessions (psql variable filler_sessions, default 10000) so that neither (f)'s nor (h)'s
+-- lookup runs on a one-row table: random tokens of auth.login's shape, owned by the bench user,
+-- stored hashed in auth.sessions and in plain text in bench_rest.plain_sessions; then (f)'s own
+-- session in bench_rest.plain_sessions, with the same token.
+\if :{?filler_sessions}
+\else
+\set filler_sessions 10000
+\endif
+CREATE TEMP TABLE filler AS
+SELECT 'pas_' || rtrim(translate(encode(gen_random_bytes(32), 'base64'), '+/', '-_'), '=') AS token
+FROM generate_series(1, :filler_sessions);
+INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at)
+SELECT sha256(convert_to(f.token, 'UTF8')), u.id, now() + interval '7 days', now() + interval '1 day'
+FROM filler f, auth.users u WHERE u.email = 'bench-user@example.com';
+INSERT INTO bench_rest.plain_sessions
+SELECT f.token, u.id, u.role, u.email, now() + interval '7 days'
+FROM filler f, auth.users u WHERE u.email = 'bench-user@example.com'
+UNION ALL
+SELECT c.value, u.id, u.role, u.email, now() + interval '7 days'
+FROM bench_rest.credentials c, auth.users u WHERE c.name = 'session_token' AND u.email = 'bench-user@example.com';
+VACUUM (ANALYZE) auth.sessions;
+VACUUM (ANALYZE) bench_rest.plain_sessions;
 
 -- (d)'s secret: the ring key's, in a GUC on the authenticator for this database.
 DO $$
@@ -130,6 +201,7 @@ BEGIN
             WHEN 'auth.authenticate' THEN PERFORM auth.authenticate();
             WHEN 'bench_rest.authenticate_plpgsql' THEN PERFORM bench_rest.authenticate_plpgsql();
             WHEN 'bench_rest.noop' THEN PERFORM bench_rest.noop();
+            WHEN 'bench_rest.authenticate_sessions_example' THEN PERFORM bench_rest.authenticate_sessions_example();
         END CASE;
         WITH pgrst_source AS (SELECT api.items.* FROM api.items LIMIT 1 OFFSET 0)
         SELECT coalesce(json_agg(_postgrest_t), '[]') INTO body FROM (SELECT * FROM pgrst_source) _postgrest_t;

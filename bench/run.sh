@@ -3,8 +3,10 @@
 # database). See bench/README.md for what is measured and how.
 #
 #   1. jwt.sh        auth.verify_jwt inside PostgreSQL vs a plpgsql verifier and the crate alone
-#   2. postgrest.sh  requests/s through the real PostgREST 12.0.2 with and without auth (wrk)
-#   3. sessions.sh   auth.authenticate with 1k/100k/1M live sessions; logins/s at argon2id cost
+#   2. postgrest.sh  each way of authenticating a PostgREST request: its database side replayed in
+#                    the server (µs), then requests/s through the real PostgREST 12.0.2 (wrk)
+#   3. sessions.sh   auth.authenticate (session token, sid-bound JWT, plain JWT) with 1k/100k/1M
+#                    live sessions (10M opt-in); logins/s at argon2id cost
 #
 # SKIP_JWT=1, SKIP_POSTGREST=1, SKIP_SESSIONS=1 leave a part out (all run by default);
 # SKIP_INSTALL=1 uses the installed extension. Each part's own knobs are listed at its top.
