@@ -67,14 +67,17 @@ BEGIN
     FROM generate_series((have + 9) / 10 + 1, (target + 9) / 10) k;
     IF bench_s.sessions_copy_user() THEN
         -- pg_auth >= 0.3.0: the copy of the user's role, email and disabled flag that the
-        -- sessions_copy_user trigger (off here) writes; without it authenticate would take its
+        -- sessions_copy_user trigger writes, written here in bulk (the trigger, which fires even
+        -- for replica writes, is off for this insert); without it authenticate would take its
         -- fallback path (reading auth.users) instead of the one a real session takes.
+        ALTER TABLE auth.sessions DISABLE TRIGGER sessions_copy_user;
         INSERT INTO auth.sessions (id, token_hash, user_id, expires_at, idle_expires_at,
                                    user_role, user_email, user_disabled)
         SELECT bench_s.session_id(i), sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
                now() + interval '7 days', now() + interval '1 day',
                'web_user', 'user-' || ((i - 1) / 10 + 1) || '@bench.example', false
         FROM generate_series(have + 1, target) i;
+        ALTER TABLE auth.sessions ENABLE ALWAYS TRIGGER sessions_copy_user;
     ELSE
         INSERT INTO auth.sessions (id, token_hash, user_id, expires_at, idle_expires_at)
         SELECT bench_s.session_id(i), sha256(convert_to(bench_s.token(i), 'UTF8')), bench_s.user_id((i - 1) / 10 + 1),
