@@ -520,7 +520,7 @@ def test_settings_reach_the_authenticator(app):
         assert show("pg_auth.argon2_memory_kib") == "1024"
         assert show("pg_auth.argon2_iterations") == "1"
         assert show("pg_auth.cookie_secure") in ("off", "false")
-        assert show("pg_auth.token_sources") == "cookie"
+        assert show("pg_auth.token_sources") == "cookie, api_key"
 
 
 def test_bcrypt_hash_from_pgcrypto_logs_in_and_is_rehashed(app, clients):
@@ -538,3 +538,36 @@ def test_bcrypt_hash_from_pgcrypto_logs_in_and_is_rehashed(app, clients):
     # The re-hashed password keeps working.
     expect(c.logout(), 200, app)
     expect(c.login(email, "imported secret"), 200, app)
+
+
+# ---- API keys ----------------------------------------------------------------------------------
+
+def test_a_signed_in_user_makes_an_api_key_that_acts_as_them_until_revoked(app, clients):
+    c, user_id, _ = signed_up(app, clients, "keys")
+    made = expect(c.post("/rpc/create_api_key", {"name": "backup script", "expires_in_days": 30}), 200, app)
+    key = made["key"]
+    assert key.startswith("pak_") and set(made) == {"id", "key", "name", "expires_at"}, made
+    script = clients()  # no cookie: only the key
+    auth = {"x-api-key": key}
+    expect(script.post("/todos", {"title": "made by a script"}, headers=auth), 201, app)
+    titles = [t["title"] for t in expect(script.get("/todos?select=title,user_id", headers=auth), 200, app)
+              if t["user_id"] == user_id]
+    assert titles == ["made by a script"]
+    listed = expect(c.get("/rpc/my_api_keys"), 200, app)
+    assert [(k["id"], k["name"], k["active"]) for k in listed] == [(made["id"], "backup script", True)]
+    assert "key" not in listed[0] and "key_hash" not in listed[0]
+    # A key cannot make keys or list them: only the session can.
+    refused = expect(script.post("/rpc/create_api_key", {"name": "more"}, headers=auth), 401, app)
+    assert code(refused) == "PA017", describe(refused, app)
+    # Another user cannot revoke it; its owner can, and the next request is refused.
+    other, _, _ = signed_up(app, clients, "keys-other")
+    assert expect(other.post("/rpc/revoke_api_key", {"id": made["id"]}), 200, app) is False
+    assert expect(c.post("/rpc/revoke_api_key", {"id": made["id"]}), 200, app) is True
+    gone = expect(script.get("/todos", headers=auth), 401, app)
+    assert code(gone) == "PA020", describe(gone, app)
+    assert session_cookie(gone) is None, "a refused key clears no cookie"
+
+
+def test_a_value_in_the_api_key_header_that_is_no_key_is_refused(app, clients):
+    resp = clients().get("/todos", headers={"x-api-key": "hunter2"})
+    assert code(expect(resp, 401, app)) == "PA020", describe(resp, app)

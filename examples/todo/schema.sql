@@ -87,6 +87,51 @@ REVOKE ALL ON FUNCTION api.register(text, text, text), api.login(text, text), ap
 GRANT EXECUTE ON FUNCTION api.register(text, text, text), api.login(text, text) TO web_anon, web_user;
 GRANT EXECUTE ON FUNCTION api.logout(), api.refresh_session(), api."current_user"() TO web_anon, web_user;
 
+-- ---- API keys: a signed-in user makes keys for scripts that act as them -------------------------
+
+-- Only a session (the cookie) makes, lists and revokes keys: a key cannot make more keys.
+CREATE FUNCTION api.my_session_user() RETURNS uuid
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me uuid := (SELECT v.user_id FROM auth.verified_session() AS v);
+BEGIN
+    IF me IS NULL THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    RETURN me;
+END
+$$;
+
+-- {id, key, name, expires_at}: the key is shown here only; send it as `x-api-key: pak_…`.
+CREATE FUNCTION api.create_api_key(name text, expires_in_days integer DEFAULT NULL) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (auth.create_api_key(create_api_key.name, user_id => api.my_session_user(),
+                                expires_at => now() + make_interval(days => expires_in_days)) - 'role' - 'user_id')::json
+$$;
+
+CREATE FUNCTION api.my_api_keys() RETURNS TABLE (id uuid, name text, created_at timestamptz,
+                                                 expires_at timestamptz, revoked_at timestamptz, active boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.id, k.name, k.created_at, k.expires_at, k.revoked_at, k.active
+    FROM auth.api_key_list k WHERE k.user_id = api.my_session_user() ORDER BY k.created_at
+$$;
+
+-- True when one of the caller's own active keys was revoked.
+CREATE FUNCTION api.revoke_api_key(id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT auth.revoke_api_key(k.id) FROM auth.api_keys k
+                     WHERE k.id = revoke_api_key.id AND k.user_id = api.my_session_user()), false)
+$$;
+
+REVOKE ALL ON FUNCTION api.my_session_user(), api.create_api_key(text, integer), api.my_api_keys(),
+                       api.revoke_api_key(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.create_api_key(text, integer), api.my_api_keys(), api.revoke_api_key(uuid)
+    TO web_anon, web_user;
+
 -- ---- users: ids and names only --------------------------------------------------------------
 
 CREATE VIEW api.users AS
@@ -116,5 +161,5 @@ GRANT INSERT (user_id, title, done, public), UPDATE (title, done, public), DELET
 
 -- Local development over http: cookies without the Secure flag (keep it on in production).
 ALTER ROLE authenticator SET pg_auth.cookie_secure = off;
--- Session cookies only: no JWT sources.
-ALTER ROLE authenticator SET pg_auth.token_sources = 'cookie';
+-- Session cookies for browsers, API keys (x-api-key) for scripts: no JWT sources.
+ALTER ROLE authenticator SET pg_auth.token_sources = 'cookie, api_key';
