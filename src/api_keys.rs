@@ -25,8 +25,9 @@ static BY_HASH: Lookup = Lookup {
     optional: &[],
 };
 
-/// Claims a key's own `claims` may not set: pg_auth sets them.
-pub const RESERVED_CLAIMS: &[&str] = &[
+/// Claims a key's own `claims` may not set: pg_auth sets them (auth.create_api_key refuses them
+/// too, with a clear error; this holds for a row edited by hand).
+const RESERVED_CLAIMS: &[&str] = &[
     "sub", "role", "email", "key_id", "key_name", "sid", "jti", "exp", "nbf", "iat", "iss", "aud",
 ];
 
@@ -68,12 +69,7 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
     let role = match (row.user_id, row.role) {
         (Some(user_id), _) => {
             let (role, email) = enabled_user_by_id(user_id)?.ok_or(AuthError::ApiKeyInvalid)?;
-            claims.insert(
-                "sub".into(),
-                uuid::Uuid::from_bytes(*user_id.as_bytes())
-                    .to_string()
-                    .into(),
-            );
+            claims.insert("sub".into(), uuid_text(user_id).into());
             claims.insert("email".into(), email.into());
             role
         }
@@ -81,13 +77,14 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
         (None, None) => return Err(AuthError::ApiKeyInvalid),
     };
     claims.insert("role".into(), role.clone().into());
-    claims.insert(
-        "key_id".into(),
-        uuid::Uuid::from_bytes(*id.as_bytes()).to_string().into(),
-    );
+    claims.insert("key_id".into(), uuid_text(id).into());
     claims.insert("key_name".into(), row.name.into());
     if let Some(expires_at) = row.expires_at {
         claims.insert("exp".into(), unix_seconds(expires_at).into());
     }
     Ok((claims, role))
+}
+
+fn uuid_text(id: pgrx::Uuid) -> String {
+    uuid::Uuid::from_bytes(*id.as_bytes()).to_string()
 }
