@@ -148,6 +148,198 @@ SELECT k.id, k.name, k.role, k.user_id, k.claims, k.created_at, k.expires_at, k.
 FROM auth.api_keys k;
 REVOKE ALL ON auth.api_key_list FROM PUBLIC;
 
+-- Sessions users control, a session limit per user, admin views (sql/sessions.sql, sql/users.sql).
+-- pg_auth.max_sessions_per_user (0: no limit): before a login adds a session to a user who has
+-- that many live ones, the oldest are ended (pg_auth.session_limit_mode = end_oldest; 1 makes a
+-- single-session mode) or the login is refused with PA021 (refuse). The caller holds the user row
+-- lock, so concurrent logins of one user count one after the other.
+CREATE FUNCTION auth_internal.make_room_for_session(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_sessions integer := auth_internal.setting('max_sessions_per_user')::int;
+    mode text := auth_internal.setting('session_limit_mode');
+    live integer;
+BEGIN
+    IF max_sessions = 0 THEN
+        RETURN;
+    END IF;
+    IF mode NOT IN ('end_oldest', 'refuse') THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            format('pg_auth.session_limit_mode is %L; use end_oldest or refuse', mode));
+    END IF;
+    SELECT count(*) INTO live FROM auth.sessions s
+    WHERE s.user_id = make_room_for_session.user_id AND s.revoked_at IS NULL
+      AND s.expires_at > now() AND s.idle_expires_at > now();
+    IF live < max_sessions THEN
+        RETURN;
+    END IF;
+    IF mode = 'refuse' THEN
+        PERFORM auth_internal.raise_error('session_limit',
+            format('this account already has %s active sessions (the most allowed); sign out of one first', live));
+    END IF;
+    UPDATE auth.sessions s SET revoked_at = now()
+    WHERE s.id IN (SELECT o.id FROM auth.sessions o
+                   WHERE o.user_id = make_room_for_session.user_id AND o.revoked_at IS NULL
+                     AND o.expires_at > now() AND o.idle_expires_at > now()
+                   ORDER BY o.created_at, o.id LIMIT live - max_sessions + 1);
+END
+$$;
+
+-- auth.login makes room for the new session (pg_auth.max_sessions_per_user).
+-- Signs in. On success: a new session, its cookie appended to response.headers, and
+-- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
+-- return_jwt). A wrong email or password is not an exception, so the failure count survives:
+-- it sets response.status 401 and returns {code: "28P01", message}. Too many failures lock the
+-- email for pg_auth.login_cooldown (429, an exception). Known and unknown emails take the same
+-- path: same answers, one password check each, the same lockout (auth.login_attempts).
+CREATE OR REPLACE FUNCTION auth.login(email text, password text, return_jwt boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u auth.users;
+    t record;
+    key bytea := auth_internal.email_key(login.email);
+    locked timestamptz;
+    ok boolean;
+    new_session uuid;
+    role_path text[] := pg_catalog.string_to_array(auth_internal.setting('role_claim'), '.');
+    role_claim jsonb;
+    lifetime integer := auth_internal.setting('session_lifetime')::int;
+    idle integer := auth_internal.setting('session_idle_timeout')::int;
+    result jsonb;
+BEGIN
+    SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
+    IF locked > now() THEN
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
+                                                     ceil(extract(epoch FROM locked - now()))));
+    END IF;
+    -- No row lock yet: a failed login must not wait where an unknown email would not.
+    SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
+    IF octet_length(login.password) > 1024 THEN
+        -- Over the length limit: the same cost and answer as a wrong password.
+        ok := auth_internal.verify_password('', NULL);
+    ELSE
+        -- Unknown emails cost one password check too (verify_password with a NULL hash).
+        ok := auth_internal.verify_password(coalesce(login.password, ''), u.password_hash) AND NOT u.disabled;
+    END IF;
+    IF ok THEN
+        -- Locked only now, and checked again: a user disabled meanwhile gets no session.
+        PERFORM 1 FROM auth.users WHERE id = u.id AND NOT disabled FOR UPDATE;
+        ok := FOUND;
+    END IF;
+    IF NOT ok THEN
+        PERFORM auth_internal.record_failed_login(key);
+        PERFORM set_config('response.status', '401', true);
+        RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
+    END IF;
+    DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.make_room_for_session(u.id);
+    UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
+                                               THEN auth_internal.hash_password(login.password) ELSE password_hash END
+    WHERE id = u.id;
+    SELECT * INTO t FROM auth_internal.new_token();
+    INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
+    VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
+            left(auth_internal.request_header('user-agent'), 512),
+            left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1), auth_internal.request_header('x-real-ip')), 64))
+    RETURNING id INTO new_session;
+    PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
+    result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
+                                 'expires_at', now() + make_interval(secs => lifetime));
+    IF return_jwt THEN
+        -- The role also at pg_auth.role_claim when that is a dotted path (app_metadata.role).
+        role_claim := to_jsonb(u.role);
+        FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
+            role_claim := jsonb_build_object(role_path[i], role_claim);
+        END LOOP;
+        result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
+            'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
+            'iat', extract(epoch FROM now())::bigint,
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
+    END IF;
+    RETURN result;
+END
+$$;
+
+
+-- The user's live sessions, newest first; `current` is the one making this request.
+CREATE FUNCTION auth.my_sessions()
+RETURNS TABLE (id uuid, created_at timestamptz, refreshed_at timestamptz, expires_at timestamptz,
+               user_agent text, ip text, current boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    RETURN QUERY
+    SELECT s.id, s.created_at, s.refreshed_at, least(s.expires_at, s.idle_expires_at), s.user_agent, s.ip,
+           s.id = v.session_id
+    FROM auth.verified_session() AS v JOIN auth.sessions s ON s.user_id = v.user_id
+    WHERE s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
+    ORDER BY s.created_at DESC, s.id;
+END
+$$;
+
+
+-- Ends one of the user's own sessions (the current one too: then the cookie stays until the
+-- next request clears it; use auth.logout() for that). True when it was live.
+CREATE FUNCTION auth.end_my_session(session_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    UPDATE auth.sessions s SET revoked_at = now()
+    FROM auth.verified_session() AS v
+    WHERE s.id = end_my_session.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+
+-- Ends every session of the user but the current one; returns how many.
+CREATE FUNCTION auth.end_my_other_sessions() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    WITH gone AS (
+        UPDATE auth.sessions s SET revoked_at = now()
+        FROM auth.verified_session() AS v
+        WHERE s.user_id = v.user_id AND s.id <> v.session_id AND s.revoked_at IS NULL
+        RETURNING 1)
+    SELECT count(*) INTO ended FROM gone;
+    RETURN ended;
+END
+$$;
+
+
+-- Every session with its user's email, last refresh, IP and user agent; no token hashes.
+CREATE VIEW auth.session_list AS
+SELECT s.id, s.user_id, u.email, s.created_at, s.refreshed_at, s.expires_at, s.idle_expires_at,
+       s.revoked_at, s.user_agent, s.ip,
+       (s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()) AS active
+FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id;
+REVOKE ALL ON auth.session_list FROM PUBLIC;
+
+
+-- Disables a user (logins refused) and ends their sessions.
+-- Every user with their lock state; no password hashes.
+CREATE VIEW auth.user_list AS
+SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled, u.email_verified,
+       coalesce(a.failed_logins, 0) AS failed_logins, a.locked_until,
+       coalesce(a.locked_until > now(), false) AS locked
+FROM auth.users u LEFT JOIN auth.login_attempts a ON a.email_key = auth_internal.email_key(u.email);
+REVOKE ALL ON auth.user_list FROM PUBLIC;
+
+
 -- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
 -- everything that manages keys, users and sessions are for the owner, or for roles granted

@@ -139,6 +139,7 @@ BEGIN
         RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.make_room_for_session(u.id);
     UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
                                                THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
@@ -163,6 +164,43 @@ BEGIN
             'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
     END IF;
     RETURN result;
+END
+$$;
+
+-- pg_auth.max_sessions_per_user (0: no limit): before a login adds a session to a user who has
+-- that many live ones, the oldest are ended (pg_auth.session_limit_mode = end_oldest; 1 makes a
+-- single-session mode) or the login is refused with PA021 (refuse). The caller holds the user row
+-- lock, so concurrent logins of one user count one after the other.
+CREATE FUNCTION auth_internal.make_room_for_session(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_sessions integer := auth_internal.setting('max_sessions_per_user')::int;
+    mode text := auth_internal.setting('session_limit_mode');
+    live integer;
+BEGIN
+    IF max_sessions = 0 THEN
+        RETURN;
+    END IF;
+    IF mode NOT IN ('end_oldest', 'refuse') THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            format('pg_auth.session_limit_mode is %L; use end_oldest or refuse', mode));
+    END IF;
+    SELECT count(*) INTO live FROM auth.sessions s
+    WHERE s.user_id = make_room_for_session.user_id AND s.revoked_at IS NULL
+      AND s.expires_at > now() AND s.idle_expires_at > now();
+    IF live < max_sessions THEN
+        RETURN;
+    END IF;
+    IF mode = 'refuse' THEN
+        PERFORM auth_internal.raise_error('session_limit',
+            format('this account already has %s active sessions (the most allowed); sign out of one first', live));
+    END IF;
+    UPDATE auth.sessions s SET revoked_at = now()
+    WHERE s.id IN (SELECT o.id FROM auth.sessions o
+                   WHERE o.user_id = make_room_for_session.user_id AND o.revoked_at IS NULL
+                     AND o.expires_at > now() AND o.idle_expires_at > now()
+                   ORDER BY o.created_at, o.id LIMIT live - max_sessions + 1);
 END
 $$;
 
@@ -232,6 +270,75 @@ BEGIN
     RETURN jsonb_build_object('session_id', sid, 'token', t.token, 'expires_at', ends);
 END
 $$;
+
+-- ---- sessions the signed-in user controls (OWASP ASVS 5.0 §7.4-7.5) ------------------------------
+-- They act on the user of the session auth.authenticate verified (cookie, or a JWT carrying
+-- sid); PA017 when there is none. Owner-only like the rest: applications wrap them.
+
+-- The user's live sessions, newest first; `current` is the one making this request.
+CREATE FUNCTION auth.my_sessions()
+RETURNS TABLE (id uuid, created_at timestamptz, refreshed_at timestamptz, expires_at timestamptz,
+               user_agent text, ip text, current boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    RETURN QUERY
+    SELECT s.id, s.created_at, s.refreshed_at, least(s.expires_at, s.idle_expires_at), s.user_agent, s.ip,
+           s.id = v.session_id
+    FROM auth.verified_session() AS v JOIN auth.sessions s ON s.user_id = v.user_id
+    WHERE s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
+    ORDER BY s.created_at DESC, s.id;
+END
+$$;
+
+-- Ends one of the user's own sessions (the current one too: then the cookie stays until the
+-- next request clears it; use auth.logout() for that). True when it was live.
+CREATE FUNCTION auth.end_my_session(session_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    UPDATE auth.sessions s SET revoked_at = now()
+    FROM auth.verified_session() AS v
+    WHERE s.id = end_my_session.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+-- Ends every session of the user but the current one; returns how many.
+CREATE FUNCTION auth.end_my_other_sessions() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    WITH gone AS (
+        UPDATE auth.sessions s SET revoked_at = now()
+        FROM auth.verified_session() AS v
+        WHERE s.user_id = v.user_id AND s.id <> v.session_id AND s.revoked_at IS NULL
+        RETURNING 1)
+    SELECT count(*) INTO ended FROM gone;
+    RETURN ended;
+END
+$$;
+
+-- ---- administration ------------------------------------------------------------------------------
+
+-- Every session with its user's email, last refresh, IP and user agent; no token hashes.
+CREATE VIEW auth.session_list AS
+SELECT s.id, s.user_id, u.email, s.created_at, s.refreshed_at, s.expires_at, s.idle_expires_at,
+       s.revoked_at, s.user_agent, s.ip,
+       (s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()) AS active
+FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id;
+REVOKE ALL ON auth.session_list FROM PUBLIC;
 
 CREATE FUNCTION auth.revoke_session(session_id uuid) RETURNS boolean
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -188,6 +188,14 @@ END
 $$;
 
 -- Disables a user (logins refused) and ends their sessions.
+-- Every user with their lock state; no password hashes.
+CREATE VIEW auth.user_list AS
+SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled, u.email_verified,
+       coalesce(a.failed_logins, 0) AS failed_logins, a.locked_until,
+       coalesce(a.locked_until > now(), false) AS locked
+FROM auth.users u LEFT JOIN auth.login_attempts a ON a.email_key = auth_internal.email_key(u.email);
+REVOKE ALL ON auth.user_list FROM PUBLIC;
+
 CREATE FUNCTION auth.disable_user(user_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$

@@ -53,6 +53,8 @@ pub enum AuthError {
     /// An API key that is unknown, revoked or expired, or a value in the API-key header that is
     /// no API key.
     ApiKeyInvalid,
+    /// A login beyond `pg_auth.max_sessions_per_user` with `pg_auth.session_limit_mode = refuse`.
+    SessionLimit(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -100,6 +102,7 @@ impl fmt::Display for AuthError {
             }
             AuthError::JsonRequired => f.write_str("this request must be sent as application/json"),
             AuthError::ApiKeyInvalid => f.write_str("API key unknown, revoked or expired"),
+            AuthError::SessionLimit(why) => f.write_str(why),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
@@ -118,6 +121,7 @@ impl AuthError {
             AuthError::TooManyAttempts(_) => 429,
             AuthError::ResetTokenInvalid => 400,
             AuthError::JsonRequired => 415,
+            AuthError::SessionLimit(_) => 409,
             AuthError::InvalidKey(_)
             | AuthError::Storage(_)
             | AuthError::NoSigningKey

@@ -32,6 +32,9 @@ pub static USER_ROLE: GucSetting<Option<CString>> =
 pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 pub static REFRESH_GRACE_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static MAX_SESSIONS_PER_USER: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static SESSION_LIMIT_MODE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"end_oldest"));
 pub static JWT_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static PASSWORD_MIN_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(8);
 pub static ARGON2_MEMORY_KIB: GucSetting<i32> = GucSetting::<i32>::new(19456);
@@ -174,6 +177,18 @@ pub fn define() {
         &REFRESH_GRACE_PERIOD,
         0,
         300,
+    );
+    int(
+        c"pg_auth.max_sessions_per_user",
+        c"Live sessions a user may have; a login beyond it ends the oldest or is refused (pg_auth.session_limit_mode). 0: no limit.",
+        &MAX_SESSIONS_PER_USER,
+        0,
+        10_000,
+    );
+    string(
+        c"pg_auth.session_limit_mode",
+        c"What a login beyond pg_auth.max_sessions_per_user does: end_oldest (ends the oldest sessions) or refuse (PA021).",
+        &SESSION_LIMIT_MODE,
     );
     int(
         c"pg_auth.jwt_lifetime",

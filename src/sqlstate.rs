@@ -27,6 +27,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::SessionInvalid => "PA017",
         AuthError::Storage(_) => "PA019",
         AuthError::ApiKeyInvalid => "PA020",
+        AuthError::SessionLimit(_) => "PA021",
         AuthError::TooManyAttempts(_) => "PA015",
         AuthError::ResetTokenInvalid => "PA016",
         AuthError::NotSignedIn => "PA017",
@@ -181,6 +182,7 @@ mod tests {
             AuthError::ResetTokenInvalid,
             AuthError::JsonRequired,
             AuthError::ApiKeyInvalid,
+            AuthError::SessionLimit(String::new()),
         ];
         for kind in &kinds {
             match kind {
@@ -210,7 +212,8 @@ mod tests {
                 | AuthError::TooManyAttempts(_)
                 | AuthError::ResetTokenInvalid
                 | AuthError::JsonRequired
-                | AuthError::ApiKeyInvalid => {}
+                | AuthError::ApiKeyInvalid
+                | AuthError::SessionLimit(_) => {}
             }
         }
         kinds

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import psycopg
 import pytest
+import requests
 
 from todo_harness import ARGON2_PREFIX, COOKIE, PGHOST, PGPORT, TodoApp, describe, session_cookie, token_hash
 
@@ -557,17 +558,44 @@ def test_a_signed_in_user_makes_an_api_key_that_acts_as_them_until_revoked(app, 
     assert [(k["id"], k["name"], k["active"]) for k in listed] == [(made["id"], "backup script", True)]
     assert "key" not in listed[0] and "key_hash" not in listed[0]
     # A key cannot make keys or list them: only the session can.
-    refused = expect(script.post("/rpc/create_api_key", {"name": "more"}, headers=auth), 401, app)
-    assert code(refused) == "PA017", describe(refused, app)
+    refused = script.post("/rpc/create_api_key", {"name": "more"}, headers=auth)
+    assert code(expect(refused, 401, app)) == "PA017", describe(refused, app)
     # Another user cannot revoke it; its owner can, and the next request is refused.
     other, _, _ = signed_up(app, clients, "keys-other")
     assert expect(other.post("/rpc/revoke_api_key", {"id": made["id"]}), 200, app) is False
     assert expect(c.post("/rpc/revoke_api_key", {"id": made["id"]}), 200, app) is True
-    gone = expect(script.get("/todos", headers=auth), 401, app)
-    assert code(gone) == "PA020", describe(gone, app)
+    gone = script.get("/todos", headers=auth)
+    assert code(expect(gone, 401, app)) == "PA020", describe(gone, app)
     assert session_cookie(gone) is None, "a refused key clears no cookie"
 
 
 def test_a_value_in_the_api_key_header_that_is_no_key_is_refused(app, clients):
     resp = clients().get("/todos", headers={"x-api-key": "hunter2"})
     assert code(expect(resp, 401, app)) == "PA020", describe(resp, app)
+
+
+# ---- the user's sessions ----------------------------------------------------------------------
+
+def test_a_user_sees_their_devices_and_signs_the_others_out(app, clients):
+    laptop, _, email = signed_up(app, clients, "devices")
+    phone = clients()
+    expect(phone.login(email, PASSWORD), 200, app)
+    tablet = clients()
+    expect(tablet.login(email, PASSWORD), 200, app)
+    listed = expect(laptop.get("/rpc/my_sessions", headers={"User-Agent": "laptop-browser"}), 200, app)
+    assert len(listed) == 3 and sum(s["current"] for s in listed) == 1, listed
+    assert {s["user_agent"] for s in listed} >= {"python-requests/" + requests.__version__}
+    # Sign the tablet out from the laptop, then every other device.
+    tablet_id = next(s["id"] for s in expect(tablet.get("/rpc/my_sessions"), 200, app) if s["current"])
+    assert expect(laptop.post("/rpc/end_session", {"id": tablet_id}), 200, app) is True
+    assert_refused_session(tablet.get("/rpc/current_user"), app)
+    assert expect(laptop.post("/rpc/end_other_sessions"), 200, app) == 1
+    assert_refused_session(phone.get("/rpc/current_user"), app)
+    expect(laptop.me(), 200, app)
+    # Someone else's session id ends nothing; anonymous callers are not signed in.
+    other, _, _ = signed_up(app, clients, "devices-other")
+    other_id = expect(other.get("/rpc/my_sessions"), 200, app)[0]["id"]
+    assert expect(laptop.post("/rpc/end_session", {"id": other_id}), 200, app) is False
+    expect(other.me(), 200, app)
+    anonymous = expect(clients().get("/rpc/my_sessions"), 401, app)
+    assert code(anonymous) == "PA017"

@@ -169,7 +169,7 @@ class TodoApp(PostgRESTProcess):
         # The schema sets these for the (cluster-wide) authenticator role; repeating them for this
         # database keeps the suite independent of what another suite does to that role.
         with psycopg.connect(dsn(self.dbname), autocommit=True) as c:
-            settings = [("pg_auth.cookie_secure", "off"), ("pg_auth.token_sources", "cookie")]
+            settings = [("pg_auth.cookie_secure", "off"), ("pg_auth.token_sources", "cookie, api_key")]
             if os.environ.get("PG_AUTH_PGRST_ERRORS") == "off":  # PostgREST 11
                 settings.append(("pg_auth.pgrst_errors", "off"))
             for key, value in settings:

@@ -132,6 +132,24 @@ REVOKE ALL ON FUNCTION api.my_session_user(), api.create_api_key(text, integer),
 GRANT EXECUTE ON FUNCTION api.create_api_key(text, integer), api.my_api_keys(), api.revoke_api_key(uuid)
     TO web_anon, web_user;
 
+-- ---- the signed-in user's sessions (devices) ----------------------------------------------------
+
+CREATE FUNCTION api.my_sessions() RETURNS TABLE (id uuid, created_at timestamptz, refreshed_at timestamptz,
+                                                 expires_at timestamptz, user_agent text, ip text, current boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM auth.my_sessions() $$;
+
+CREATE FUNCTION api.end_session(id uuid) RETURNS boolean
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.end_my_session(end_session.id) $$;
+
+CREATE FUNCTION api.end_other_sessions() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.end_my_other_sessions() $$;
+
+REVOKE ALL ON FUNCTION api.my_sessions(), api.end_session(uuid), api.end_other_sessions() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.my_sessions(), api.end_session(uuid), api.end_other_sessions() TO web_anon, web_user;
+
 -- ---- users: ids and names only --------------------------------------------------------------
 
 CREATE VIEW api.users AS

@@ -115,6 +115,7 @@ pub(crate) mod auth_internal {
             "reset_token_invalid" => AuthError::ResetTokenInvalid,
             "json_required" => AuthError::JsonRequired,
             "invalid_argument" => AuthError::InvalidArgument(owned("invalid argument")),
+            "session_limit" => AuthError::SessionLimit(owned("too many active sessions")),
             other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
         };
         crate::sqlstate::raise_answer(err, s::behind_postgrest(), None)
