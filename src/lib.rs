@@ -97,6 +97,11 @@ extension_sql_file!(
         api::users::auth_internal::raise_error
     ]
 );
+extension_sql_file!(
+    "../sql/policies.sql",
+    name = "policies",
+    requires = ["identity"]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
