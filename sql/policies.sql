@@ -138,7 +138,7 @@ SELECT p.polrelid::regclass AS table_name,
        pg_get_expr(p.polqual, p.polrelid) AS using_expression,
        pg_get_expr(p.polwithcheck, p.polrelid) AS check_expression,
        (regexp_match(d.description, '; (?:granted|privilege already held:) ([A-Z]+)$'))[1] AS privilege,
-       d.description LIKE '%; granted %' AS granted
+       d.description ~ '; granted [A-Z]+$' AS granted
 FROM pg_policy p
 JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0
 WHERE d.description LIKE 'pg_auth access rule: %';

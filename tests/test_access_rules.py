@@ -159,3 +159,14 @@ def test_rules_hold_through_postgrest(notes):
     assert api.get("/notes", cookie=alice).status_code in (401, 403)
     d.one("SELECT count(*) FROM auth.grant_access('api.notes', %s, '{read}')", (WEB_ANON,))
     assert sorted(n["body"] for n in expect(api.get("/notes"), 200, api)) == ["alice 1", "alice 2", "bob 1"]
+
+
+def test_a_role_named_like_the_bookkeeping_cannot_make_removal_revoke_a_hand_grant(c):
+    tricky = "x; granted SELECT y"
+    ident = psycopg.sql.Identifier(tricky).as_string(c)
+    c.execute(f"DO $$ BEGIN CREATE ROLE {ident} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    c.execute(f"GRANT SELECT ON {ODD_TABLE} TO {ident}")
+    c.execute("SELECT auth.grant_access(%s, %s, '{read}')", (ODD_TABLE, tricky))
+    assert [(r[0], r[1], r[7]) for r in rules(c)] == [(tricky, "read", False)]
+    c.execute("SELECT auth.revoke_access(%s, %s)", (ODD_TABLE, tricky))
+    assert privileges(c, tricky) == ["SELECT"]
