@@ -46,9 +46,9 @@ BEGIN
         PERFORM auth_internal.raise_error('invalid_argument', 'give an API key either a role or a user_id');
     END IF;
     IF create_api_key.role IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM pg_roles r WHERE r.rolname = create_api_key.role AND NOT r.rolsuper) THEN
+           SELECT 1 FROM pg_roles r WHERE r.rolname = create_api_key.role AND NOT r.rolsuper AND NOT r.rolbypassrls) THEN
         PERFORM auth_internal.raise_error('invalid_argument',
-            format('role %s does not exist or is a superuser', quote_ident(create_api_key.role)));
+            format('role %s does not exist, is a superuser or bypasses row-level security', quote_ident(create_api_key.role)));
     END IF;
     IF create_api_key.user_id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM auth.users u WHERE u.id = create_api_key.user_id AND NOT u.disabled) THEN
@@ -60,9 +60,17 @@ BEGIN
     IF create_api_key.claims IS NULL OR jsonb_typeof(create_api_key.claims) <> 'object' THEN
         PERFORM auth_internal.raise_error('invalid_argument', 'claims must be a JSON object');
     END IF;
+    -- The first member of a dotted pg_auth.role_claim (app_metadata.role) is pg_auth's too.
+    reserved := reserved || split_part(auth_internal.setting('role_claim'), '.', 1);
     SELECT string_agg(k, ', ' ORDER BY k) INTO clash FROM jsonb_object_keys(create_api_key.claims) k WHERE k = ANY (reserved);
     IF clash IS NOT NULL THEN
         PERFORM auth_internal.raise_error('invalid_argument', format('claims pg_auth sets cannot be given: %s', clash));
+    END IF;
+    -- Published as JSON by pg_auth: numbers beyond int64 and float8 precision, or nesting deeper
+    -- than 100, would change or fail on the way.
+    IF auth_internal.publishable_json(create_api_key.claims::text)::jsonb IS DISTINCT FROM create_api_key.claims THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            'claims cannot be published unchanged: keep numbers within int64 or float8 precision and nesting under 100 levels');
     END IF;
     SELECT * INTO t FROM auth_internal.new_api_key();
     INSERT INTO auth.api_keys (name, key_hash, role, user_id, claims, expires_at)
@@ -83,6 +91,15 @@ AS $$
         UPDATE auth.api_keys k SET revoked_at = now()
         WHERE k.id = revoke_api_key.id AND k.revoked_at IS NULL RETURNING 1)
     SELECT count(*) = 1 FROM revoked
+$$;
+
+-- Ends every API key made for a user: called by a password change or reset and by disabling the
+-- user, as a thief who held a session could have made keys with it.
+CREATE FUNCTION auth_internal.revoke_user_api_keys(user_id uuid) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE auth.api_keys k SET revoked_at = now()
+    WHERE k.user_id = revoke_user_api_keys.user_id AND k.revoked_at IS NULL
 $$;
 
 -- Every key without its hash, for administrators.

@@ -27,8 +27,13 @@ SELECT pg_catalog.pg_extension_config_dump('auth.keys', '');
 CREATE TRIGGER keys_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.keys
     FOR EACH STATEMENT EXECUTE FUNCTION auth.keys_changed();
--- ALWAYS: also for writes made with session_replication_role = replica (logical replication).
+-- The row trigger is for logical replication, whose apply fires row triggers only (ALWAYS: also
+-- with session_replication_role = replica); the statement trigger covers TRUNCATE.
+CREATE TRIGGER keys_row_changed
+    AFTER INSERT OR UPDATE OR DELETE ON auth.keys
+    FOR EACH ROW EXECUTE FUNCTION auth.keys_changed();
 ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_changed;
+ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_row_changed;
 
 -- Generates a key in the database and returns its kid.
 CREATE FUNCTION auth.generate_key(

@@ -47,11 +47,26 @@ CREATE FUNCTION auth_internal."revocations_changed"()
 CREATE TRIGGER revoked_tokens_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.revoked_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION auth_internal.revocations_changed();
+CREATE TRIGGER revoked_tokens_row_changed
+    AFTER INSERT OR UPDATE OR DELETE ON auth.revoked_tokens
+    FOR EACH ROW EXECUTE FUNCTION auth_internal.revocations_changed();
 ALTER TABLE auth.revoked_tokens ENABLE ALWAYS TRIGGER revoked_tokens_changed;
--- The key ring's trigger too: writes under session_replication_role = replica reach every backend.
+ALTER TABLE auth.revoked_tokens ENABLE ALWAYS TRIGGER revoked_tokens_row_changed;
+-- The key ring's too: logical replication applies rows (row triggers only) with
+-- session_replication_role = replica.
+CREATE TRIGGER keys_row_changed
+    AFTER INSERT OR UPDATE OR DELETE ON auth.keys
+    FOR EACH ROW EXECUTE FUNCTION auth.keys_changed();
 ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_changed;
+ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_row_changed;
 
 -- API keys (sql/api_keys.sql).
+CREATE FUNCTION auth_internal."publishable_json"(
+	"json" TEXT /* & str */
+) RETURNS TEXT /* core::option::Option<alloc::string::String> */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'publishable_json_wrapper';
 CREATE FUNCTION auth_internal."new_api_key"() RETURNS TABLE (
 	"key" TEXT,  /* String */
 	"key_hash" bytea  /* Vec < u8 > */
@@ -102,9 +117,9 @@ BEGIN
         PERFORM auth_internal.raise_error('invalid_argument', 'give an API key either a role or a user_id');
     END IF;
     IF create_api_key.role IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM pg_roles r WHERE r.rolname = create_api_key.role AND NOT r.rolsuper) THEN
+           SELECT 1 FROM pg_roles r WHERE r.rolname = create_api_key.role AND NOT r.rolsuper AND NOT r.rolbypassrls) THEN
         PERFORM auth_internal.raise_error('invalid_argument',
-            format('role %s does not exist or is a superuser', quote_ident(create_api_key.role)));
+            format('role %s does not exist, is a superuser or bypasses row-level security', quote_ident(create_api_key.role)));
     END IF;
     IF create_api_key.user_id IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM auth.users u WHERE u.id = create_api_key.user_id AND NOT u.disabled) THEN
@@ -116,9 +131,17 @@ BEGIN
     IF create_api_key.claims IS NULL OR jsonb_typeof(create_api_key.claims) <> 'object' THEN
         PERFORM auth_internal.raise_error('invalid_argument', 'claims must be a JSON object');
     END IF;
+    -- The first member of a dotted pg_auth.role_claim (app_metadata.role) is pg_auth's too.
+    reserved := reserved || split_part(auth_internal.setting('role_claim'), '.', 1);
     SELECT string_agg(k, ', ' ORDER BY k) INTO clash FROM jsonb_object_keys(create_api_key.claims) k WHERE k = ANY (reserved);
     IF clash IS NOT NULL THEN
         PERFORM auth_internal.raise_error('invalid_argument', format('claims pg_auth sets cannot be given: %s', clash));
+    END IF;
+    -- Published as JSON by pg_auth: numbers beyond int64 and float8 precision, or nesting deeper
+    -- than 100, would change or fail on the way.
+    IF auth_internal.publishable_json(create_api_key.claims::text)::jsonb IS DISTINCT FROM create_api_key.claims THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            'claims cannot be published unchanged: keep numbers within int64 or float8 precision and nesting under 100 levels');
     END IF;
     SELECT * INTO t FROM auth_internal.new_api_key();
     INSERT INTO auth.api_keys (name, key_hash, role, user_id, claims, expires_at)
@@ -140,6 +163,16 @@ AS $$
         WHERE k.id = revoke_api_key.id AND k.revoked_at IS NULL RETURNING 1)
     SELECT count(*) = 1 FROM revoked
 $$;
+
+-- Ends every API key made for a user: called by a password change or reset and by disabling the
+-- user, as a thief who held a session could have made keys with it.
+CREATE FUNCTION auth_internal.revoke_user_api_keys(user_id uuid) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE auth.api_keys k SET revoked_at = now()
+    WHERE k.user_id = revoke_user_api_keys.user_id AND k.revoked_at IS NULL
+$$;
+
 
 -- Every key without its hash, for administrators.
 CREATE VIEW auth.api_key_list AS
@@ -477,6 +510,89 @@ FROM pg_policy p
 JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_policy'::regclass AND d.objsubid = 0
 WHERE d.description LIKE 'pg_auth access rule: %';
 GRANT SELECT ON auth.access_rules TO PUBLIC;
+
+-- A password change or reset and disabling a user end the user's API keys too.
+-- Disables a user (logins refused) and ends their sessions and API keys (enabling the user again
+-- brings neither back).
+CREATE OR REPLACE FUNCTION auth.disable_user(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.users SET disabled = true, updated_at = now() WHERE id = disable_user.user_id;
+    PERFORM auth.revoke_user_sessions(disable_user.user_id);
+    PERFORM auth_internal.revoke_user_api_keys(disable_user.user_id);
+    DELETE FROM auth.password_resets r WHERE r.user_id = disable_user.user_id AND r.used_at IS NULL;
+END
+$$;
+
+
+-- Sets a new password with a reset token and ends all the user's sessions.
+CREATE OR REPLACE FUNCTION auth.reset_password(token text, new_password text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+BEGIN
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.password_resets r SET used_at = now()
+    WHERE r.token_hash = auth_internal.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
+    RETURNING r.user_id INTO target;
+    IF target IS NULL THEN
+        PERFORM auth_internal.raise_error('reset_token_invalid');
+    END IF;
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now()
+    WHERE id = target;
+    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth_internal.email_key(u.email);
+    -- Every other reset token of the user ends with this one.
+    DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
+    PERFORM auth.revoke_user_sessions(target);
+    PERFORM auth_internal.revoke_user_api_keys(target);
+END
+$$;
+
+
+-- Changes the password of the signed-in user (old one required) and ends their other sessions
+-- and unused reset tokens. The user is the one auth.authenticate verified in this transaction,
+-- never request.jwt.claims. An email locked by failed logins is refused here too (429). A wrong
+-- old password counts towards that lock like a failed login, so it is returned, not raised (an
+-- error would roll the count back): {"code": "28P01", ...} with response.status 401. Success
+-- returns {"changed": true}.
+CREATE OR REPLACE FUNCTION auth.change_password(old_password text, new_password text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.users;
+    my_id uuid;
+    current_session uuid;
+    key bytea;
+    locked timestamptz;
+BEGIN
+    SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
+    SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
+    IF me.id IS NULL THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    key := auth_internal.email_key(me.email);
+    SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
+    IF locked > now() THEN
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
+                                                     ceil(extract(epoch FROM locked - now()))));
+    END IF;
+    PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
+    IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
+        PERFORM auth_internal.record_failed_login(key);
+        PERFORM set_config('response.status', '401', true);
+        RETURN jsonb_build_object('code', '28P01', 'message', 'the current password is wrong');
+    END IF;
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
+    PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
+    PERFORM auth_internal.revoke_user_api_keys(me.id);
+    DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
+    RETURN jsonb_build_object('changed', true);
+END
+$$;
+
 
 -- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and

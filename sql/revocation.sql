@@ -10,12 +10,18 @@ CREATE TABLE auth.revoked_tokens (
 REVOKE ALL ON auth.revoked_tokens FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.revoked_tokens', '');
 
--- Each backend keeps a short list in memory (src/revocation.rs); every write tells them all.
--- ALWAYS: also for writes made with session_replication_role = replica (logical replication).
+-- Each backend keeps a short list in memory (src/revocation.rs); every write tells them all. The
+-- row trigger is for logical replication, whose apply fires row triggers only (ALWAYS: also with
+-- session_replication_role = replica); the statement trigger covers TRUNCATE. Backends keep the
+-- list only while both are there and enabled.
 CREATE TRIGGER revoked_tokens_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON auth.revoked_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION auth_internal.revocations_changed();
+CREATE TRIGGER revoked_tokens_row_changed
+    AFTER INSERT OR UPDATE OR DELETE ON auth.revoked_tokens
+    FOR EACH ROW EXECUTE FUNCTION auth_internal.revocations_changed();
 ALTER TABLE auth.revoked_tokens ENABLE ALWAYS TRIGGER revoked_tokens_changed;
+ALTER TABLE auth.revoked_tokens ENABLE ALWAYS TRIGGER revoked_tokens_row_changed;
 
 CREATE FUNCTION auth.revoke_token(jti text, expires_at timestamptz DEFAULT NULL) RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

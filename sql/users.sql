@@ -139,6 +139,7 @@ BEGIN
     PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
     PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
+    PERFORM auth_internal.revoke_user_api_keys(me.id);
     DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
     RETURN jsonb_build_object('changed', true);
 END
@@ -184,10 +185,10 @@ BEGIN
     -- Every other reset token of the user ends with this one.
     DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
     PERFORM auth.revoke_user_sessions(target);
+    PERFORM auth_internal.revoke_user_api_keys(target);
 END
 $$;
 
--- Disables a user (logins refused) and ends their sessions.
 -- Every user with their lock state; no password hashes.
 CREATE VIEW auth.user_list AS
 SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled, u.email_verified,
@@ -196,12 +197,15 @@ SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled
 FROM auth.users u LEFT JOIN auth.login_attempts a ON a.email_key = auth_internal.email_key(u.email);
 REVOKE ALL ON auth.user_list FROM PUBLIC;
 
+-- Disables a user (logins refused) and ends their sessions and API keys (enabling the user again
+-- brings neither back).
 CREATE FUNCTION auth.disable_user(user_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE auth.users SET disabled = true, updated_at = now() WHERE id = disable_user.user_id;
     PERFORM auth.revoke_user_sessions(disable_user.user_id);
+    PERFORM auth_internal.revoke_user_api_keys(disable_user.user_id);
     DELETE FROM auth.password_resets r WHERE r.user_id = disable_user.user_id AND r.used_at IS NULL;
 END
 $$;

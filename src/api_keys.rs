@@ -2,13 +2,14 @@
 //! and for a key made for a user, one on `auth.users`; nothing written, so READ ONLY
 //! transactions and replicas work and a revocation counts from the next statement.
 
-use pgrx::JsonB;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Result};
+use crate::identity::set_at_path;
 use crate::probe::{self, Lookup};
 use crate::session::{hash_token, unix_seconds};
 use crate::session_store::enabled_user_by_id;
+use crate::settings::{self as s, text};
 
 static BY_HASH: Lookup = Lookup {
     table: "auth.api_keys",
@@ -36,7 +37,8 @@ struct KeyRow {
     name: Option<String>,
     role: Option<String>,
     user_id: Option<pgrx::Uuid>,
-    claims: Option<Value>,
+    /// The `claims` column as JSON text.
+    claims: Option<String>,
     expires_at: Option<i64>,
     revoked: bool,
 }
@@ -51,7 +53,7 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
         name: row.text("name"),
         role: row.text("role"),
         user_id: row.uuid("user_id"),
-        claims: row.jsonb("claims").map(|JsonB(v)| v),
+        claims: row.json_text("claims"),
         expires_at: row.timestamp("expires_at"),
         revoked: !row.is_null("revoked_at"),
     })?
@@ -61,9 +63,18 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
     let Some(id) = row.id.filter(|_| live) else {
         return Err(AuthError::ApiKeyInvalid);
     };
-    let mut claims = match row.claims {
-        Some(Value::Object(extra)) => extra,
-        _ => Map::new(),
+    // Claims that serde_json cannot read (a number beyond float8, written into the row by hand)
+    // are a fault of the row, said as such; create_api_key refuses them.
+    let mut claims = match row.claims.as_deref().map(serde_json::from_str::<Value>) {
+        None => Map::new(),
+        Some(Ok(Value::Object(extra))) => extra,
+        Some(_) => {
+            return Err(AuthError::InvalidArgument(format!(
+                "the claims of API key {} cannot be published; set them again with JSON numbers \
+                 within float8 and nesting under 128 levels",
+                uuid_text(id)
+            )))
+        }
     };
     claims.retain(|name, _| !RESERVED_CLAIMS.contains(&name.as_str()));
     let role = match (row.user_id, row.role) {
@@ -77,6 +88,9 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
         (None, None) => return Err(AuthError::ApiKeyInvalid),
     };
     claims.insert("role".into(), role.clone().into());
+    // A dotted pg_auth.role_claim (app_metadata.role) shows the same role there.
+    let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
+    set_at_path(&mut claims, &role_path, role.clone().into());
     claims.insert("key_id".into(), uuid_text(id).into());
     claims.insert("key_name".into(), row.name.into());
     if let Some(expires_at) = row.expires_at {

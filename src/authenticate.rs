@@ -76,6 +76,10 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> {
     session_store::forget();
     let (claims, role, held) = match found {
+        // Only an API key may come from the API-key header.
+        Found::Token(token, Source::ApiKey) if credential(&token) != Credential::ApiKey => {
+            return Err(AuthError::ApiKeyInvalid)
+        }
         Found::Token(token, _) if credential(&token) == Credential::Session => {
             let (claims, role, held) = session_store::claims_for_token(&token)?;
             (claims, Some(role), Some(held))
@@ -84,7 +88,6 @@ fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> 
             let (claims, role) = api_keys::claims_for_key(&token)?;
             (claims, Some(role), None)
         }
-        Found::Token(_, Source::ApiKey) => return Err(AuthError::ApiKeyInvalid),
         Found::Token(token, _) => {
             let verified = keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
             let claims = verified.claims()?;

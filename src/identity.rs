@@ -22,6 +22,29 @@ pub fn role_claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Result<Opti
     }
 }
 
+/// Sets `value` at a dotted path (`role`, `app_metadata.role`), replacing whatever was on the
+/// way, so the role a credential acts as is also the one its claims show there.
+pub fn set_at_path(claims: &mut Map<String, Value>, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+    let Some(last) = parts.pop() else {
+        return;
+    };
+    let mut node = claims;
+    for part in parts {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        let Value::Object(next) = entry else {
+            return;
+        };
+        node = next;
+    }
+    node.insert(last.to_string(), value);
+}
+
 /// A uuid in its canonical text form (8-4-4-4-12 hex digits, either case), as `auth.sessions`
 /// stores ids and pg_auth writes `sid` and `sub`; any other text is not one of our ids.
 pub fn canonical_uuid(text: &str) -> Option<uuid::Uuid> {
@@ -145,6 +168,21 @@ mod tests {
         }
         let err = check_role("web", OK, &["app".to_string()]).unwrap_err();
         assert!(err.to_string().contains("allowed_roles"));
+    }
+
+    #[test]
+    fn a_value_set_at_a_path_replaces_what_was_on_the_way() {
+        let mut c = claims(json!({"app": {"role": "admin", "tenant": "t"}, "x": 1}));
+        set_at_path(&mut c, "app.role", json!("web"));
+        assert_eq!(
+            Value::Object(c.clone()),
+            json!({"app": {"role": "web", "tenant": "t"}, "x": 1})
+        );
+        set_at_path(&mut c, "x.role", json!("web"));
+        assert_eq!(c["x"], json!({"role": "web"}));
+        set_at_path(&mut c, "role", json!("r"));
+        assert_eq!(role_claim(&c, "role").unwrap(), Some("r"));
+        assert_eq!(role_claim(&c, "app.role").unwrap(), Some("web"));
     }
 
     #[test]

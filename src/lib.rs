@@ -94,6 +94,8 @@ extension_sql_file!(
     requires = [
         "users",
         api::users::auth_internal::new_api_key,
+        api::users::auth_internal::publishable_json,
+        api::users::auth_internal::setting,
         api::users::auth_internal::raise_error
     ]
 );

@@ -93,9 +93,11 @@ impl Row<'_> {
             .and_then(|d| unsafe { pgrx::Uuid::from_datum(d, false) })
     }
 
-    pub fn jsonb(&self, column: &str) -> Option<pgrx::JsonB> {
+    /// A jsonb column as its text (`jsonb_out`).
+    pub fn json_text(&self, column: &str) -> Option<String> {
         self.datum(column)
-            .and_then(|d| unsafe { pgrx::JsonB::from_datum(d, false) })
+            .and_then(|d| unsafe { crate::api::jsonb::JsonbText::from_datum(d, false) })
+            .map(|j| j.0)
     }
 
     pub fn bool(&self, column: &str) -> Option<bool> {

@@ -80,7 +80,7 @@ fn probed(jti: &str) -> Result<bool> {
 }
 
 /// The list as committed now (the latest snapshot, not the statement's: the copy outlives the
-/// statement). Kept only while the trigger that announces changes is there and enabled (a
+/// statement). Kept only while the triggers that announce changes are there and enabled (a
 /// database not yet updated to 0.3.0, or triggers disabled for a restore, is probed instead;
 /// enabling or disabling a trigger invalidates the table, so the choice is made again).
 fn load() -> Result<List> {
@@ -88,12 +88,13 @@ fn load() -> Result<List> {
     TABLE_OID.set(oid);
     let _latest = LatestSnapshot::push();
     privileged::read_as_owner("auth.revoked_tokens", |client| {
+        // Both: the row trigger announces logical replication's writes, the statement one TRUNCATE.
         let announced = client
             .select(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger t \
+                "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_trigger t \
                  WHERE t.tgrelid OPERATOR(pg_catalog.=) 'auth.revoked_tokens'::pg_catalog.regclass \
-                   AND t.tgname OPERATOR(pg_catalog.=) 'revoked_tokens_changed' \
-                   AND t.tgenabled OPERATOR(pg_catalog.=) 'A')",
+                   AND t.tgname OPERATOR(pg_catalog.=) ANY ('{revoked_tokens_changed,revoked_tokens_row_changed}') \
+                   AND t.tgenabled OPERATOR(pg_catalog.=) 'A'",
                 Some(1),
                 &[],
             )?

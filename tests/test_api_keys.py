@@ -73,12 +73,69 @@ def test_a_user_key_acts_as_the_user_and_follows_the_user(c):
     assert one(c, "SELECT auth.uid() IS NULL")  # outside the transaction: nothing kept
     c.execute("UPDATE auth.users SET role = 'web_service' WHERE id = %s", (user,))
     assert authenticate(c, key)["current_user"] == "web_service"
-    c.execute("SELECT auth.disable_user(%s)", (user,))
-    assert_sqlstate(c, "PA020", "SELECT auth.authenticate(%s)", (key,))
-    c.execute("SELECT auth.enable_user(%s)", (user,))
-    assert authenticate(c, key)["sub"] == str(user)
+    # Deleting the user ends the key.
     c.execute("DELETE FROM auth.users WHERE id = %s", (user,))
     assert_sqlstate(c, "PA020", "SELECT auth.authenticate(%s)", (key,))
+
+
+@pytest.mark.parametrize("ending", ["disable", "reset", "change"])
+def test_disabling_the_user_or_a_password_reset_or_change_ends_their_keys(c, ending):
+    """A thief who held a session could have made keys with it: the owner's recovery ends them,
+    and enabling the user again brings none back (live attack on 0.3.0)."""
+    c.execute("DELETE FROM auth.users WHERE email = 'recover@example.com'")
+    user = one(c, "SELECT auth.register('recover@example.com', 'a recovering password')")
+    key = one(c, "SELECT auth.create_api_key('thief', user_id => %s) ->> 'key'", (user,))
+    role_key = one(c, "SELECT auth.create_api_key('service', role => 'web_service') ->> 'key'")
+    assert authenticate(c, key)["sub"] == str(user)
+    if ending == "disable":
+        c.execute("SELECT auth.disable_user(%s)", (user,))
+        c.execute("SELECT auth.enable_user(%s)", (user,))
+    elif ending == "reset":
+        reset = one(c, "SELECT auth.request_password_reset('recover@example.com')")
+        c.execute("SELECT auth.reset_password(%s, 'a brand new password')", (reset,))
+    else:
+        login = one(c, "SELECT auth.login('recover@example.com', 'a recovering password')")
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (login["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            assert one(c, "SELECT auth.change_password('a recovering password', 'a brand new password')")
+    assert_sqlstate(c, "PA020", "SELECT auth.authenticate(%s)", (key,))
+    assert authenticate(c, role_key)["key_name"] == "service"  # other keys are not touched
+
+
+def test_a_dotted_role_claim_shows_the_keys_role_whatever_its_claims_say(c):
+    c.execute("SET pg_auth.role_claim = 'app.role'")
+    e = assert_sqlstate(c, "22023", """SELECT auth.create_api_key('smuggle', role => 'web_service',
+                                                                  claims => '{"app": {"role": "bypass"}}')""")
+    assert "app" in str(e)
+    made = one(c, "SELECT auth.create_api_key('edited', role => 'web_service')")
+    c.execute("""UPDATE auth.api_keys SET claims = '{"app": {"role": "bypass", "tenant": "t"}}' WHERE id = %s""",
+              (made["id"],))
+    claims = authenticate(c, made["key"])
+    assert claims["app"] == {"role": "web_service", "tenant": "t"} and claims["current_user"] == "web_service"
+    c.execute("RESET pg_auth.role_claim")
+
+
+@pytest.mark.parametrize("claims", ['{"n": 1e400}', '{"n": 123456789012345678901234567890}',
+                                    '{"deep": ' + '[' * 200 + ']' * 200 + '}'])
+def test_claims_that_would_change_on_the_way_are_refused_at_creation(c, claims):
+    e = assert_sqlstate(c, "22023", "SELECT auth.create_api_key('odd', role => 'web_service', claims => %s::jsonb)",
+                        (claims,))
+    assert "published unchanged" in str(e)
+    # Written by hand anyway: a clear error, not an internal one.
+    made = one(c, "SELECT auth.create_api_key('odd', role => 'web_service')")
+    c.execute("UPDATE auth.api_keys SET claims = %s::jsonb WHERE id = %s", (claims, made["id"]))
+    if claims.startswith('{"n": 1234'):
+        assert authenticate(c, made["key"])["key_name"] == "odd"  # readable, only less precise
+    else:
+        e = assert_sqlstate(c, "22023", "SELECT auth.authenticate(%s)", (made["key"],))
+        assert "cannot be published" in str(e)
+
+
+def test_a_role_that_bypasses_row_level_security_gets_no_key(c):
+    c.execute("DO $$ BEGIN CREATE ROLE web_bypass NOLOGIN BYPASSRLS; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    e = assert_sqlstate(c, "22023", "SELECT auth.create_api_key('x', role => 'web_bypass')")
+    assert "bypasses row-level security" in str(e)
 
 
 def test_revocation_and_expiry_count_from_the_next_statement_of_every_backend(db):
@@ -114,8 +171,8 @@ def test_keys_work_in_read_only_transactions(c):
     ("auth.create_api_key(repeat('n', 201), role => 'web_service')", "name"),
     ("auth.create_api_key('x')", "either a role or a user_id"),
     ("auth.create_api_key('x', role => 'web_service', user_id => gen_random_uuid())", "either a role or a user_id"),
-    ("auth.create_api_key('x', role => 'no_such_role')", "does not exist or is a superuser"),
-    ("auth.create_api_key('x', role => 'postgres')", "does not exist or is a superuser"),
+    ("auth.create_api_key('x', role => 'no_such_role')", "does not exist, is a superuser"),
+    ("auth.create_api_key('x', role => 'postgres')", "does not exist, is a superuser"),
     ("auth.create_api_key('x', user_id => gen_random_uuid())", "no such user"),
     ("auth.create_api_key('x', role => 'web_service', expires_at => now() - interval '1 s')", "past"),
     ("auth.create_api_key('x', role => 'web_service', claims => '[1]')", "JSON object"),
@@ -164,6 +221,7 @@ def test_web_roles_cannot_create_list_or_read_keys(c):
 @pytest.fixture(scope="module")
 def rest():
     d = E2EDatabase("pg_auth_e2e_api_keys")
+    d.generate_key("HS256", "api-keys")
     with PostgREST(d, AUTHENTICATOR, pool=1, name="api_keys") as p:
         yield d, p
     d.close()
@@ -182,9 +240,13 @@ def test_a_key_in_the_api_key_header_signs_requests_in(rest):
 
 
 def test_a_value_in_the_api_key_header_that_is_no_key_is_refused_not_ignored(rest):
-    _, api = rest
+    d, api = rest
     body = assert_invalid_token(api.whoami(headers={"x-api-key": "not-a-key"}), api, from_cookie=False)
     assert body["code"] == "PA020"
+    # Not even a valid session token or JWT: only an API key belongs there (live attack on 0.3.0).
+    for token in (d.user_token(), "pas_" + "A" * 43, "A" * 43):
+        body = assert_invalid_token(api.whoami(headers={"x-api-key": token}), api, from_cookie=False)
+        assert body["code"] == "PA020"
     # Without the header the request is anonymous as before.
     assert expect(api.whoami(), 200, api)["current_user"] == WEB_ANON
 

@@ -69,6 +69,16 @@ pub(crate) mod auth_internal {
         TableIterator::once(crate::session::new_token(TokenKind::PasswordReset))
     }
 
+    /// `json` as pg_auth publishes it (parsed and written again by serde_json), or NULL when it
+    /// cannot be: a number beyond float8, nesting deeper than 128. Comparing the result with the
+    /// input as jsonb tells whether claims survive being published.
+    #[pg_extern(immutable, parallel_safe, strict)]
+    fn publishable_json(json: &str) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .map(|v| v.to_string())
+    }
+
     /// A new API key (`pak_` and 256 random bits) and its SHA-256, like `new_token`.
     #[pg_extern(volatile, parallel_safe)]
     fn new_api_key() -> TableIterator<'static, (name!(key, String), name!(key_hash, Vec<u8>))> {
