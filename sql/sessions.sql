@@ -158,10 +158,57 @@ BEGIN
         FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
             role_claim := jsonb_build_object(role_path[i], role_claim);
         END LOOP;
-        result := result || jsonb_build_object('jwt', auth.sign_jwt(jsonb_build_object(
+        result := result || jsonb_build_object('jwt', auth.sign_jwt(auth_internal.apply_claims_hook(u.id, jsonb_build_object(
             'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
             'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
+            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim)));
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- pg_auth.claims_hook names a function (user_id uuid, claims jsonb) RETURNS jsonb that sign-in
+-- calls with the claims of the JWT it is about to issue; what it returns is signed instead (tenant
+-- ids, feature flags), like Supabase's custom access token hook. It runs with the rights of
+-- pg_auth's functions, so it must be owned by a superuser; it may not change sub, sid, exp, iat or
+-- jti; when it fails or breaks a rule, the sign-in is refused (PA022) and leaves nothing behind.
+CREATE FUNCTION auth_internal.apply_claims_hook(user_id uuid, claims jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    hook text := auth_internal.setting('claims_hook');
+    fn regprocedure;
+    call text;
+    result jsonb;
+    changed text;
+BEGIN
+    IF hook = '' THEN
+        RETURN claims;
+    END IF;
+    BEGIN
+        fn := to_regprocedure(hook || '(uuid, jsonb)');
+    EXCEPTION WHEN OTHERS THEN  -- not even a name
+        fn := NULL;
+    END;
+    SELECT format('SELECT %I.%I($1::uuid, $2::jsonb)', n.nspname, p.proname) INTO call
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
+    WHERE p.oid = fn AND r.rolsuper AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset;
+    IF call IS NULL THEN
+        PERFORM auth_internal.raise_error('claims_hook', format(
+            'pg_auth.claims_hook %L must name a function (uuid, jsonb) RETURNS jsonb owned by a superuser', hook));
+    END IF;
+    BEGIN
+        EXECUTE call INTO result USING user_id, claims;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s failed: %s', fn, SQLERRM));
+    END;
+    IF result IS NULL OR jsonb_typeof(result) <> 'object' THEN
+        PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s returned no JSON object', fn));
+    END IF;
+    SELECT string_agg(k, ', ' ORDER BY k) INTO changed
+    FROM unnest(ARRAY['exp', 'iat', 'jti', 'sid', 'sub']) AS k WHERE result -> k IS DISTINCT FROM claims -> k;
+    IF changed IS NOT NULL THEN
+        PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s may not change %s', fn, changed));
     END IF;
     RETURN result;
 END

@@ -55,6 +55,8 @@ pub enum AuthError {
     ApiKeyInvalid,
     /// A login beyond `pg_auth.max_sessions_per_user` with `pg_auth.session_limit_mode = refuse`.
     SessionLimit(String),
+    /// `pg_auth.claims_hook` failed, is not a usable function, or broke a rule.
+    ClaimsHook(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -102,7 +104,7 @@ impl fmt::Display for AuthError {
             }
             AuthError::JsonRequired => f.write_str("this request must be sent as application/json"),
             AuthError::ApiKeyInvalid => f.write_str("API key unknown, revoked or expired"),
-            AuthError::SessionLimit(why) => f.write_str(why),
+            AuthError::SessionLimit(why) | AuthError::ClaimsHook(why) => f.write_str(why),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
@@ -123,6 +125,7 @@ impl AuthError {
             AuthError::JsonRequired => 415,
             AuthError::SessionLimit(_) => 409,
             AuthError::InvalidKey(_)
+            | AuthError::ClaimsHook(_)
             | AuthError::Storage(_)
             | AuthError::NoSigningKey
             | AuthError::InvalidArgument(_)

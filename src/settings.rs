@@ -32,6 +32,7 @@ pub static USER_ROLE: GucSetting<Option<CString>> =
 pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 pub static REFRESH_GRACE_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static CLAIMS_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static MAX_SESSIONS_PER_USER: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SESSION_LIMIT_MODE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"end_oldest"));
@@ -177,6 +178,11 @@ pub fn define() {
         &REFRESH_GRACE_PERIOD,
         0,
         300,
+    );
+    string(
+        c"pg_auth.claims_hook",
+        c"Function (user_id uuid, claims jsonb) RETURNS jsonb, owned by a superuser, that adds or changes the claims of JWTs auth.login issues; empty: none.",
+        &CLAIMS_HOOK,
     );
     int(
         c"pg_auth.max_sessions_per_user",

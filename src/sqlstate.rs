@@ -28,6 +28,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::Storage(_) => "PA019",
         AuthError::ApiKeyInvalid => "PA020",
         AuthError::SessionLimit(_) => "PA021",
+        AuthError::ClaimsHook(_) => "PA022",
         AuthError::TooManyAttempts(_) => "PA015",
         AuthError::ResetTokenInvalid => "PA016",
         AuthError::NotSignedIn => "PA017",
@@ -183,6 +184,7 @@ mod tests {
             AuthError::JsonRequired,
             AuthError::ApiKeyInvalid,
             AuthError::SessionLimit(String::new()),
+            AuthError::ClaimsHook(String::new()),
         ];
         for kind in &kinds {
             match kind {
@@ -213,7 +215,8 @@ mod tests {
                 | AuthError::ResetTokenInvalid
                 | AuthError::JsonRequired
                 | AuthError::ApiKeyInvalid
-                | AuthError::SessionLimit(_) => {}
+                | AuthError::SessionLimit(_)
+                | AuthError::ClaimsHook(_) => {}
             }
         }
         kinds

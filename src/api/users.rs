@@ -126,6 +126,7 @@ pub(crate) mod auth_internal {
             "json_required" => AuthError::JsonRequired,
             "invalid_argument" => AuthError::InvalidArgument(owned("invalid argument")),
             "session_limit" => AuthError::SessionLimit(owned("too many active sessions")),
+            "claims_hook" => AuthError::ClaimsHook(owned("the claims hook failed")),
             other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
         };
         crate::sqlstate::raise_answer(err, s::behind_postgrest(), None)
