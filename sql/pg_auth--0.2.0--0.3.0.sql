@@ -642,6 +642,194 @@ END
 $$;
 
 
+-- The audit trail (sql/audit.sql, sql/audit_triggers.sql).
+CREATE TABLE auth.audit_log (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event      text NOT NULL,
+    -- The user concerned; no foreign key, so entries outlive the user.
+    user_id    uuid,
+    -- Failed sign-ins: the SHA-256 of the lower-cased email tried, known or not.
+    email_key  bytea,
+    session_id uuid,
+    api_key_id uuid,
+    -- Who made the change: the signed-in user of the request (auth.uid()), and the database login.
+    actor_id   uuid,
+    db_login   text NOT NULL DEFAULT session_user,
+    ip         text,
+    user_agent text,
+    detail     jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_at ON auth.audit_log (at);
+CREATE INDEX audit_log_user_id ON auth.audit_log (user_id, at);
+REVOKE ALL ON auth.audit_log FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.audit_log', '');
+
+-- One row trigger for every audited table: what changed, told as events.
+CREATE FUNCTION auth_internal.audit_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    events text[] := '{}';
+    user_id uuid;
+    email_key bytea;
+    session_id uuid;
+    api_key_id uuid;
+    detail jsonb := '{}';
+    actor uuid;
+    event text;
+BEGIN
+    CASE TG_TABLE_NAME
+    WHEN 'sessions' THEN
+        user_id := NEW.user_id;
+        session_id := NEW.id;
+        IF TG_OP = 'INSERT' THEN
+            events := '{session_started}';
+        ELSIF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL THEN
+            events := '{session_ended}';
+        ELSIF OLD.token_hash IS DISTINCT FROM NEW.token_hash THEN
+            events := '{session_refreshed}';
+        END IF;
+    WHEN 'users' THEN
+        IF TG_OP = 'DELETE' THEN
+            user_id := OLD.id;
+            events := '{user_deleted}';
+        ELSIF TG_OP = 'INSERT' THEN
+            user_id := NEW.id;
+            events := '{user_created}';
+            detail := jsonb_build_object('role', NEW.role);
+        ELSE
+            user_id := NEW.id;
+            IF OLD.disabled IS DISTINCT FROM NEW.disabled THEN
+                events := events || CASE WHEN NEW.disabled THEN 'user_disabled' ELSE 'user_enabled' END;
+            END IF;
+            IF OLD.password_hash IS DISTINCT FROM NEW.password_hash THEN
+                events := events || 'password_changed'::text;
+            END IF;
+            IF OLD.role IS DISTINCT FROM NEW.role THEN
+                events := events || 'role_changed'::text;
+                detail := jsonb_build_object('from', OLD.role, 'to', NEW.role);
+            END IF;
+            IF OLD.email IS DISTINCT FROM NEW.email THEN
+                events := events || 'email_changed'::text;
+            END IF;
+        END IF;
+    WHEN 'login_attempts' THEN
+        IF TG_OP = 'DELETE' THEN
+            RETURN NULL;
+        END IF;
+        email_key := NEW.email_key;
+        detail := jsonb_build_object('failed_logins', NEW.failed_logins);
+        IF TG_OP = 'INSERT' OR NEW.failed_logins IS DISTINCT FROM OLD.failed_logins THEN
+            events := '{sign_in_failed}';
+        END IF;
+        IF NEW.locked_until > now() AND (TG_OP = 'INSERT' OR OLD.locked_until IS DISTINCT FROM NEW.locked_until) THEN
+            events := events || 'account_locked'::text;
+            detail := detail || jsonb_build_object('locked_until', NEW.locked_until);
+        END IF;
+    WHEN 'password_resets' THEN
+        IF TG_OP = 'DELETE' THEN
+            RETURN NULL;
+        END IF;
+        user_id := NEW.user_id;
+        IF TG_OP = 'INSERT' THEN
+            events := '{password_reset_requested}';
+        ELSIF OLD.used_at IS NULL AND NEW.used_at IS NOT NULL THEN
+            events := '{password_reset_used}';
+        END IF;
+    WHEN 'api_keys' THEN
+        IF TG_OP = 'DELETE' THEN
+            RETURN NULL;
+        END IF;
+        user_id := NEW.user_id;
+        api_key_id := NEW.id;
+        detail := jsonb_build_object('name', NEW.name, 'role', NEW.role);
+        IF TG_OP = 'INSERT' THEN
+            events := '{api_key_created}';
+        ELSIF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL THEN
+            events := '{api_key_revoked}';
+        END IF;
+    WHEN 'keys' THEN
+        IF TG_OP = 'DELETE' THEN
+            events := '{key_deleted}';
+            detail := jsonb_build_object('kid', OLD.kid);
+        ELSE
+            detail := jsonb_build_object('kid', NEW.kid, 'algorithm', NEW.algorithm);
+            IF TG_OP = 'INSERT' THEN
+                events := '{key_added}';
+            ELSIF OLD.retire_after IS DISTINCT FROM NEW.retire_after THEN
+                events := '{key_retired}';
+                detail := detail || jsonb_build_object('retire_after', NEW.retire_after);
+            END IF;
+        END IF;
+    WHEN 'revoked_tokens' THEN
+        IF TG_OP = 'INSERT' THEN
+            events := '{token_revoked}';
+            detail := jsonb_build_object('jti', NEW.jti);
+        END IF;
+    END CASE;
+    IF cardinality(events) = 0 THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        actor := auth.uid();
+    EXCEPTION WHEN OTHERS THEN  -- claims changed by hand: no actor rather than no audit
+        actor := NULL;
+    END;
+    FOREACH event IN ARRAY events LOOP
+        INSERT INTO auth.audit_log (event, user_id, email_key, session_id, api_key_id, actor_id, ip, user_agent, detail)
+        VALUES (event, user_id, email_key, session_id, api_key_id, actor,
+                left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
+                              auth_internal.request_header('x-real-ip')), 64),
+                left(auth_internal.request_header('user-agent'), 512), detail);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- The audit trail's triggers (sql/audit.sql): one per audited table, all calling
+-- auth_internal.audit_change(). The WHEN keeps the cost of an unaudited write to a check of the setting.
+CREATE TRIGGER sessions_audit AFTER INSERT OR UPDATE ON auth.sessions FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER users_audit AFTER INSERT OR UPDATE OR DELETE ON auth.users FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER login_attempts_audit AFTER INSERT OR UPDATE ON auth.login_attempts FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER password_resets_audit AFTER INSERT OR UPDATE ON auth.password_resets FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER api_keys_audit AFTER INSERT OR UPDATE ON auth.api_keys FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER keys_audit AFTER INSERT OR UPDATE OR DELETE ON auth.keys FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER revoked_tokens_audit AFTER INSERT ON auth.revoked_tokens FOR EACH ROW
+    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+
+-- Deletes sessions, reset tokens and revocations that can no longer matter; returns how many.
+-- Schedule it, e.g. with pg_cron:  SELECT cron.schedule('0 * * * *', 'SELECT auth.cleanup_expired()');
+CREATE OR REPLACE FUNCTION auth.cleanup_expired() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        DELETE FROM auth.sessions
+        WHERE expires_at < now() OR idle_expires_at < now() OR revoked_at < now() - interval '1 day'
+        RETURNING 1
+    ), r AS (
+        DELETE FROM auth.password_resets WHERE expires_at < now() OR used_at IS NOT NULL RETURNING 1
+    ), a AS (
+        DELETE FROM auth.login_attempts
+        WHERE coalesce(locked_until, '-infinity') < now()
+          AND failures_since < now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
+        RETURNING 1
+    ), l AS (
+        DELETE FROM auth.audit_log
+        WHERE at < now() - make_interval(days => auth_internal.setting('audit_retention_days')::int)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
+           + auth.cleanup_revoked_tokens()
+$$;
+
+
 -- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
 -- everything that manages keys, users and sessions are for the owner, or for roles granted

@@ -426,6 +426,11 @@ AS $$
         WHERE coalesce(locked_until, '-infinity') < now()
           AND failures_since < now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
         RETURNING 1
+    ), l AS (
+        DELETE FROM auth.audit_log
+        WHERE at < now() - make_interval(days => auth_internal.setting('audit_retention_days')::int)
+        RETURNING 1
     )
-    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + auth.cleanup_revoked_tokens()
+    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
+           + auth.cleanup_revoked_tokens()
 $$;

@@ -15,6 +15,7 @@ use crate::error::{AuthError, Result};
 use crate::identity::{check_role, list_setting, role_claim, RoleFacts};
 use crate::jwt::verify::VerifyOptions;
 use crate::request::{Found, Names, Request, Source};
+use crate::response::header_safe;
 use crate::session::{credential, Credential};
 use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
@@ -28,6 +29,7 @@ fn authenticate_request() {
     let request = Request::new(&setting);
     let outcome = from_request(&request);
     if let Err((err, source)) = outcome {
+        log_refusal(&err, source, &request);
         // A refused token in the cookie is cleared; a valid one naming a forbidden role (403) stays.
         let cookie =
             (source == Some(Source::Cookie) && err.http_status() == 401).then(s::cookie_spec);
@@ -35,6 +37,40 @@ fn authenticate_request() {
         drop(request);
         sqlstate::raise_answer(err, from_postgrest, cookie);
     }
+}
+
+/// A refused request in the server log at `pg_auth.log_refusals` (authenticate writes nothing to
+/// the database, so this is the audit trail of refusals): the error, where the credential came
+/// from, the client's IP and user agent; never the credential. Printable ASCII only: the error
+/// may quote an unverified token's header.
+fn log_refusal(err: &AuthError, source: Option<Source>, request: &Request) {
+    let level = match text(&s::LOG_REFUSALS)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "debug1" => PgLogLevel::DEBUG1,
+        "log" => PgLogLevel::LOG,
+        "info" => PgLogLevel::INFO,
+        "notice" => PgLogLevel::NOTICE,
+        "warning" => PgLogLevel::WARNING,
+        _ => return,
+    };
+    let header = |name: &str| header_safe(&request.header(name).unwrap_or_default());
+    let ip = header("x-forwarded-for");
+    let message = format!(
+        "pg_auth refused a request: {} ({}); credential from {}; ip {}; user agent {}",
+        header_safe(&err.to_string()),
+        sqlstate::sqlstate(err),
+        source.map_or("nowhere", Source::name),
+        ip.split(',').next().unwrap_or_default().trim(),
+        crate::jwt::keys::truncate(&header("user-agent"), 200),
+    );
+    pgrx::ereport!(
+        level,
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message
+    );
 }
 
 /// For any SQL client: the same checks and effects for the current transaction, with `token`

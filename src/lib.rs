@@ -47,6 +47,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = [api::users::auth_internal::setting]
+);
+extension_sql_file!(
     "../sql/revocation.sql",
     name = "revocation",
     requires = [revocation::auth_internal::revocations_changed]
@@ -77,6 +82,7 @@ extension_sql_file!(
     name = "sessions",
     requires = [
         "users",
+        "audit",
         "revocation",
         api::jwt::sign_jwt_with_ring,
         api::users::auth_internal::hash_password,
@@ -105,6 +111,11 @@ extension_sql_file!(
     "../sql/policies.sql",
     name = "policies",
     requires = ["identity"]
+);
+extension_sql_file!(
+    "../sql/audit_triggers.sql",
+    name = "audit_triggers",
+    requires = ["audit", "sessions", "api_keys", "keys", "revocation"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

@@ -24,6 +24,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// The name `pg_auth.token_sources` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Cookie => "cookie",
+            Source::Header => "header",
+            Source::Bearer => "bearer",
+            Source::ApiKey => "api_key",
+        }
+    }
+
     /// Parses `pg_auth.token_sources`, e.g. `cookie, header, bearer`.
     pub fn parse_list(text: &str) -> Result<Vec<Source>> {
         text.split(',')
@@ -92,7 +102,8 @@ impl<'s> Request<'s> {
             .as_deref()
     }
 
-    fn header(&self, name: &str) -> Option<String> {
+    /// A request header's value (PostgREST's names are lower case).
+    pub fn header(&self, name: &str) -> Option<String> {
         let headers = self
             .headers
             .get_or_init(|| (self.setting)("request.headers"));

@@ -32,6 +32,10 @@ pub static USER_ROLE: GucSetting<Option<CString>> =
 pub static SESSION_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 pub static SESSION_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 pub static REFRESH_GRACE_PERIOD: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static AUDIT_RETENTION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
+pub static LOG_REFUSALS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"off"));
 pub static CLAIMS_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static MAX_SESSIONS_PER_USER: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SESSION_LIMIT_MODE: GucSetting<Option<CString>> =
@@ -178,6 +182,23 @@ pub fn define() {
         &REFRESH_GRACE_PERIOD,
         0,
         300,
+    );
+    boolean(
+        c"pg_auth.audit",
+        c"Record sign-ins, sign-outs, refreshes, password changes and resets, user, key and API-key changes in auth.audit_log.",
+        &AUDIT,
+    );
+    int(
+        c"pg_auth.audit_retention_days",
+        c"Days auth.cleanup_expired() keeps auth.audit_log entries.",
+        &AUDIT_RETENTION_DAYS,
+        1,
+        36_500,
+    );
+    string(
+        c"pg_auth.log_refusals",
+        c"Server log level for requests auth.authenticate refuses: off, debug1, log, info, notice or warning.",
+        &LOG_REFUSALS,
     );
     string(
         c"pg_auth.claims_hook",
