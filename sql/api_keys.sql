@@ -50,9 +50,19 @@ BEGIN
         PERFORM auth_internal.raise_error('invalid_argument',
             format('role %s does not exist, is a superuser or bypasses row-level security', quote_ident(create_api_key.role)));
     END IF;
-    IF create_api_key.user_id IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM auth.users u WHERE u.id = create_api_key.user_id AND NOT u.disabled) THEN
-        PERFORM auth_internal.raise_error('invalid_argument', 'no such user, or the user is disabled');
+    IF create_api_key.user_id IS NOT NULL THEN
+        -- FOR SHARE waits for a password change, reset or disable of the user in progress, which
+        -- ends the user's keys: then the user is read again, and a session that made the request
+        -- must still be live (the change may have ended it), so no key slips past it.
+        PERFORM FROM auth.users u WHERE u.id = create_api_key.user_id AND NOT u.disabled FOR SHARE;
+        IF NOT FOUND THEN
+            PERFORM auth_internal.raise_error('invalid_argument', 'no such user, or the user is disabled');
+        END IF;
+        IF EXISTS (SELECT FROM auth.verified_session() v WHERE v.user_id = create_api_key.user_id)
+           AND NOT EXISTS (SELECT FROM auth.verified_session() v JOIN auth.sessions s ON s.id = v.session_id
+                           WHERE s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
+            PERFORM auth_internal.raise_error('not_signed_in');
+        END IF;
     END IF;
     IF create_api_key.expires_at <= now() THEN
         PERFORM auth_internal.raise_error('invalid_argument', 'expires_at lies in the past');

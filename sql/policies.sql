@@ -78,9 +78,13 @@ BEGIN
                     ELSE ' USING ' || own || ' WITH CHECK ' || own END;
         EXECUTE stmt;
         RETURN NEXT stmt;
+        -- Held already, and not by the grant of another of pg_auth's rules (then this rule shares it).
         SELECT EXISTS (SELECT FROM pg_class c, aclexplode(c.relacl) p
                        WHERE c.oid = tbl AND p.grantee = (SELECT r.oid FROM pg_roles r WHERE r.rolname = grant_access.role)
-                         AND p.privilege_type = rule.privilege) INTO held;
+                         AND p.privilege_type = rule.privilege)
+           AND NOT EXISTS (SELECT FROM auth.access_rules o
+                           WHERE o.table_name = tbl AND o.role = grant_access.role AND o.privilege = rule.privilege
+                             AND o.granted) INTO held;
         IF NOT held THEN
             stmt := format('GRANT %s ON %s TO %I', rule.privilege, tbl, role);
             EXECUTE stmt;

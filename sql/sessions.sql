@@ -29,6 +29,18 @@ CREATE INDEX sessions_user_id ON auth.sessions (user_id);
 REVOKE ALL ON auth.sessions FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.sessions', '');
 
+-- Every token a refresh replaced, for reuse detection: presenting one to auth.refresh_token()
+-- after the grace period means it was stolen (the thief or the owner refreshed since), and ends
+-- the session. Only hashes; deleted with the session.
+CREATE TABLE auth.rotated_tokens (
+    token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    session_id uuid NOT NULL REFERENCES auth.sessions ON DELETE CASCADE,
+    rotated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rotated_tokens_session_id ON auth.rotated_tokens (session_id);
+REVOKE ALL ON auth.rotated_tokens FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.rotated_tokens', '');
+
 -- A new session (or one moved to another user, or its copy edited by hand) takes the user's
 -- values from auth.users. FOR SHARE waits for a concurrent change of the user and then reads
 -- what it committed, so a session is never created with values a change just missed.
@@ -108,8 +120,6 @@ DECLARE
     locked timestamptz;
     ok boolean;
     new_session uuid;
-    role_path text[] := pg_catalog.string_to_array(auth_internal.setting('role_claim'), '.');
-    role_claim jsonb;
     lifetime integer := auth_internal.setting('session_lifetime')::int;
     idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
@@ -130,7 +140,9 @@ BEGIN
     END IF;
     IF ok THEN
         -- Locked only now, and checked again: a user disabled meanwhile gets no session.
-        PERFORM 1 FROM auth.users WHERE id = u.id AND NOT disabled FOR UPDATE;
+        -- A password change or reset that committed meanwhile makes the password just checked stale.
+        PERFORM 1 FROM auth.users WHERE id = u.id AND NOT disabled
+                                    AND password_hash IS NOT DISTINCT FROM u.password_hash FOR UPDATE;
         ok := FOUND;
     END IF;
     IF NOT ok THEN
@@ -153,32 +165,48 @@ BEGIN
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime));
     IF return_jwt THEN
-        -- The role also at pg_auth.role_claim when that is a dotted path (app_metadata.role).
-        role_claim := to_jsonb(u.role);
-        FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
-            role_claim := jsonb_build_object(role_path[i], role_claim);
-        END LOOP;
-        result := result || jsonb_build_object('jwt', auth.sign_jwt(auth_internal.apply_claims_hook(u.id, jsonb_build_object(
-            'sub', u.id, 'role', u.role, 'email', u.email, 'sid', new_session, 'jti', gen_random_uuid(),
-            'iat', extract(epoch FROM now())::bigint,
-            'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim)));
+        result := result || jsonb_build_object('jwt', auth_internal.session_jwt(u.id, new_session));
     END IF;
     RETURN result;
 END
 $$;
 
+-- A short-lived JWT for session `session_id` of user `user_id` (sub, role, email, sid, jti, iat,
+-- exp after pg_auth.jwt_lifetime; the role also at a dotted pg_auth.role_claim), through the
+-- claims hook, signed with the ring.
+CREATE FUNCTION auth_internal.session_jwt(user_id uuid, session_id uuid) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u auth.users;
+    role_path text[] := pg_catalog.string_to_array(auth_internal.setting('role_claim'), '.');
+    role_claim jsonb;
+BEGIN
+    SELECT * INTO u FROM auth.users WHERE id = session_jwt.user_id;
+    role_claim := to_jsonb(u.role);
+    FOR i IN REVERSE pg_catalog.array_length(role_path, 1)..1 LOOP
+        role_claim := jsonb_build_object(role_path[i], role_claim);
+    END LOOP;
+    RETURN auth.sign_jwt(auth_internal.apply_claims_hook(u.id, jsonb_build_object(
+        'sub', u.id, 'role', u.role, 'email', u.email, 'sid', session_jwt.session_id, 'jti', gen_random_uuid(),
+        'iat', extract(epoch FROM now())::bigint,
+        'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
+END
+$$;
+
 -- pg_auth.claims_hook names a function (user_id uuid, claims jsonb) RETURNS jsonb that sign-in
 -- calls with the claims of the JWT it is about to issue; what it returns is signed instead (tenant
--- ids, feature flags), like Supabase's custom access token hook. It runs with the rights of
--- pg_auth's functions, so it must be owned by a superuser; it may not change sub, sid, exp, iat or
--- jti; when it fails or breaks a rule, the sign-in is refused (PA022) and leaves nothing behind.
+-- ids, feature flags), like Supabase's custom access token hook. It must be SECURITY DEFINER and
+-- owned by a role that is no superuser, so it runs with that role's rights; that role decides the
+-- claims of every JWT pg_auth issues. It may not change sub, sid, exp, iat or jti; when it fails
+-- or breaks a rule, the sign-in is refused (PA022) and leaves nothing behind.
 CREATE FUNCTION auth_internal.apply_claims_hook(user_id uuid, claims jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     hook text := auth_internal.setting('claims_hook');
     fn regprocedure;
-    call text;
+    usable boolean;
     result jsonb;
     changed text;
 BEGIN
@@ -190,17 +218,19 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN  -- not even a name
         fn := NULL;
     END;
-    SELECT format('SELECT %I.%I($1::uuid, $2::jsonb)', n.nspname, p.proname) INTO call
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
-    WHERE p.oid = fn AND r.rolsuper AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset;
-    IF call IS NULL THEN
+    -- SECURITY DEFINER and owned by a role that is no superuser: it runs with that role's rights,
+    -- never with those of pg_auth's functions (whatever it reads could otherwise run code as them).
+    SELECT p.prosecdef AND NOT r.rolsuper AND p.prorettype = 'jsonb'::regtype AND NOT p.proretset INTO usable
+    FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = fn;
+    IF usable IS NOT TRUE THEN
         PERFORM auth_internal.raise_error('claims_hook', format(
-            'pg_auth.claims_hook %L must name a function (uuid, jsonb) RETURNS jsonb owned by a superuser', hook));
+            'pg_auth.claims_hook %L must name a SECURITY DEFINER function (uuid, jsonb) RETURNS jsonb owned by a role that is no superuser', hook));
     END IF;
     BEGIN
-        EXECUTE call INTO result USING user_id, claims;
+        result := auth_internal.call_claims_hook(fn, user_id, claims);
     EXCEPTION WHEN OTHERS THEN
-        PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s failed: %s', fn, SQLERRM));
+        RAISE LOG 'pg_auth: the claims hook % failed: %', fn, SQLERRM;
+        PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s failed (the server log says why)', fn));
     END;
     IF result IS NULL OR jsonb_typeof(result) <> 'object' THEN
         PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s returned no JSON object', fn));
@@ -213,7 +243,6 @@ BEGIN
     RETURN result;
 END
 $$;
-
 -- pg_auth.max_sessions_per_user (0: no limit): before a login adds a session to a user who has
 -- that many live ones, the oldest are ended (pg_auth.session_limit_mode = end_oldest; 1 makes a
 -- single-session mode) or the login is refused with PA021 (refuse). The caller holds the user row
@@ -298,6 +327,7 @@ DECLARE
     t record;
     sid uuid;
     ends timestamptz;
+    replaced bytea;
 BEGIN
     SELECT * INTO t FROM auth_internal.new_token();
     UPDATE auth.sessions s
@@ -308,13 +338,66 @@ BEGIN
     FROM auth.verified_session() AS v
     WHERE s.id = v.session_id AND s.token_hash = v.token_hash
       AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()
-    RETURNING s.id, s.expires_at INTO sid, ends;
+    RETURNING s.id, s.expires_at, s.previous_token_hash INTO sid, ends, replaced;
     IF ends IS NULL THEN
         PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
+    INSERT INTO auth.rotated_tokens (token_hash, session_id) VALUES (replaced, sid) ON CONFLICT DO NOTHING;
     PERFORM auth_internal.add_response_header('Set-Cookie',
         auth_internal.session_cookie(t.token, ceil(extract(epoch FROM ends - now()))::int));
     RETURN jsonb_build_object('session_id', sid, 'token', t.token, 'expires_at', ends);
+END
+$$;
+
+-- For clients without cookies (mobile apps, SPAs sending Bearer JWTs): trades a refresh token
+-- (the session token auth.login returned) for a new short-lived JWT and a new refresh token:
+-- {access_token, token_type, expires_in, refresh_token, session_id}. The token replaced moments
+-- ago (pg_auth.refresh_grace_period; concurrent requests) gets an access token and no new refresh
+-- token. One replaced longer ago is reuse — it was stolen, or the thief refreshed first — and
+-- ends the whole session, as GoTrue does: answered {code: "PA017", …} with status 401 and not
+-- raised, so the ending stays. Callable by anyone holding the token: wrap it for web_anon.
+CREATE FUNCTION auth.refresh_token(refresh_token text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    presented bytea := auth_internal.hash_token(coalesce(refresh_token, ''));
+    t record;
+    s record;
+    reused uuid;
+    lifetime integer := auth_internal.setting('jwt_lifetime')::int;
+BEGIN
+    SELECT * INTO t FROM auth_internal.new_token();
+    UPDATE auth.sessions AS x
+    SET token_hash = t.token_hash, refreshed_at = now(),
+        previous_token_hash = x.token_hash,
+        previous_valid_until = now() + make_interval(secs => auth_internal.setting('refresh_grace_period')::int),
+        idle_expires_at = least(x.expires_at, now() + make_interval(secs => auth_internal.setting('session_idle_timeout')::int))
+    WHERE x.token_hash = presented AND x.revoked_at IS NULL AND x.expires_at > now() AND x.idle_expires_at > now()
+      AND NOT EXISTS (SELECT FROM auth.users u WHERE u.id = x.user_id AND u.disabled)
+    RETURNING x.id, x.user_id INTO s;
+    IF FOUND THEN
+        INSERT INTO auth.rotated_tokens (token_hash, session_id) VALUES (presented, s.id) ON CONFLICT DO NOTHING;
+        RETURN jsonb_build_object('access_token', auth_internal.session_jwt(s.user_id, s.id), 'token_type', 'bearer',
+                                  'expires_in', lifetime, 'refresh_token', t.token, 'session_id', s.id);
+    END IF;
+    SELECT x.id, x.user_id INTO s FROM auth.sessions x
+    WHERE x.previous_token_hash = presented AND x.previous_valid_until > now()
+      AND x.revoked_at IS NULL AND x.expires_at > now() AND x.idle_expires_at > now()
+      AND NOT EXISTS (SELECT FROM auth.users u WHERE u.id = x.user_id AND u.disabled);
+    IF FOUND THEN
+        RETURN jsonb_build_object('access_token', auth_internal.session_jwt(s.user_id, s.id), 'token_type', 'bearer',
+                                  'expires_in', lifetime, 'refresh_token', NULL, 'session_id', s.id);
+    END IF;
+    UPDATE auth.sessions x SET revoked_at = now()
+    FROM auth.rotated_tokens r
+    WHERE r.token_hash = presented AND x.id = r.session_id AND x.revoked_at IS NULL
+    RETURNING x.id INTO reused;
+    IF FOUND THEN
+        RAISE LOG 'pg_auth: refresh token reused; session % ended', reused;
+        PERFORM set_config('response.status', '401', true);
+        RETURN jsonb_build_object('code', 'PA017', 'message', 'refresh token already used; the session is ended, sign in again');
+    END IF;
+    PERFORM auth_internal.raise_error('not_signed_in');
 END
 $$;
 

@@ -122,6 +122,14 @@ fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> 
         }
         Found::Token(token, _) if credential(&token) == Credential::ApiKey => {
             let (claims, role) = api_keys::claims_for_key(&token)?;
+            // A key never acts as a role that bypasses row-level security, even one that became
+            // so after the key was made, or a user's.
+            if bypasses_rls(&role) {
+                return Err(AuthError::RoleNotAllowed(format!(
+                    "\"{}\" bypasses row-level security; API keys cannot act as it",
+                    crate::jwt::keys::truncate(&role, 64)
+                )));
+            }
             (claims, Some(role), None)
         }
         Found::Token(token, _) => {
@@ -214,6 +222,16 @@ fn current_role_name() -> String {
         std::ffi::CStr::from_ptr(name)
             .to_string_lossy()
             .into_owned()
+    }
+}
+
+fn bypasses_rls(role: &str) -> bool {
+    let Ok(name) = CString::new(role) else {
+        return false;
+    };
+    unsafe {
+        let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+        oid != pg_sys::InvalidOid && pg_sys::has_bypassrls_privilege(oid)
     }
 }
 

@@ -93,6 +93,7 @@ extension_sql_file!(
         api::users::auth_internal::clearing_cookie,
         api::users::auth_internal::raise_error,
         api::users::auth_internal::setting,
+        api::users::auth_internal::call_claims_hook,
         session_store::verified_session
     ]
 );

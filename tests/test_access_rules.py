@@ -170,3 +170,18 @@ def test_a_role_named_like_the_bookkeeping_cannot_make_removal_revoke_a_hand_gra
     assert [(r[0], r[1], r[7]) for r in rules(c)] == [(tricky, "read", False)]
     c.execute("SELECT auth.revoke_access(%s, %s)", (ODD_TABLE, tricky))
     assert privileges(c, tricky) == ["SELECT"]
+
+
+def test_two_rules_sharing_a_privilege_pg_auth_granted_both_give_it_back(c):
+    """read and read_mine both need SELECT, which pg_auth granted for the first: removing both
+    revokes it (live attack on 0.3.0)."""
+    c.execute("SELECT auth.grant_access(%s, %s, '{read,read_mine}', 'owner')", (ODD_TABLE, ODD_ROLE))
+    assert {r[1]: r[7] for r in rules(c)} == {"read": True, "read_mine": True}
+    c.execute("SELECT auth.revoke_access(%s, %s, '{read}')", (ODD_TABLE, ODD_ROLE))
+    assert privileges(c) == ["SELECT"]  # read_mine still needs it
+    c.execute("SELECT auth.revoke_access(%s, %s)", (ODD_TABLE, ODD_ROLE))
+    assert privileges(c) == []
+    c.execute("SELECT auth.grant_access(%s, %s, '{read}')", (ODD_TABLE, ODD_ROLE))
+    c.execute("SELECT auth.grant_access(%s, %s, '{read_mine}', 'owner')", (ODD_TABLE, ODD_ROLE))
+    c.execute("SELECT auth.revoke_access(%s, %s)", (ODD_TABLE, ODD_ROLE))
+    assert privileges(c) == []

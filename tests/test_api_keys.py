@@ -273,3 +273,56 @@ def test_the_api_key_header_name_is_a_setting(rest):
             assert expect(other.whoami(headers={"x-api-key": key}), 200, other)["current_user"] == WEB_ANON
     finally:
         d.admin.execute(f"ALTER ROLE {AUTHENTICATOR} IN DATABASE {d.name} RESET pg_auth.api_key_header")
+
+
+def test_a_role_that_bypasses_row_level_security_later_is_refused_at_use(c):
+    """Checked when the key is used too: the role may gain BYPASSRLS after the key was made, and
+    a user key takes the user's role (live attack on 0.3.0)."""
+    made = one(c, "SELECT auth.create_api_key('later', role => 'web_service')")
+    c.execute("ALTER ROLE web_service BYPASSRLS")
+    try:
+        e = assert_sqlstate(c, "42501", "SELECT auth.authenticate(%s)", (made["key"],))
+        assert "bypasses row-level security" in str(e)
+    finally:
+        c.execute("ALTER ROLE web_service NOBYPASSRLS")
+    assert authenticate(c, made["key"])["key_name"] == "later"
+
+
+def test_a_key_made_while_a_password_change_is_committing_does_not_survive_it(db):
+    """The thief's session makes a key while the owner's password change holds the user row: the
+    change ends the thief's session, and the key is refused (live attack on 0.3.0)."""
+    import threading
+    setup = connect(db)
+    setup.execute("DELETE FROM auth.users WHERE email = 'race-key@example.com'")
+    setup.execute("SELECT auth.register('race-key@example.com', 'the old password')")
+    owner_token = one(setup, "SELECT auth.login('race-key@example.com', 'the old password') ->> 'token'")
+    thief_token = one(setup, "SELECT auth.login('race-key@example.com', 'the old password') ->> 'token'")
+    setup.close()
+    owner, thief = connect(db), connect(db)
+    try:
+        owner.execute("BEGIN")
+        owner.execute("SELECT auth.authenticate(%s)", (owner_token,))
+        owner.execute("SET LOCAL ROLE NONE")
+        owner.execute("SELECT auth.change_password('the old password', 'the new password')")
+        result = {}
+
+        def make_key():
+            try:
+                with thief.transaction():
+                    thief.execute("SELECT auth.authenticate(%s)", (thief_token,))
+                    thief.execute("SET LOCAL ROLE NONE")
+                    uid = one(thief, "SELECT user_id FROM auth.verified_session()")
+                    result["key"] = one(thief, "SELECT auth.create_api_key('planted', user_id => %s) ->> 'key'", (uid,))
+            except psycopg.Error as e:
+                result["error"] = e.sqlstate
+
+        t = threading.Thread(target=make_key)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "the key should wait for the password change"
+        owner.execute("COMMIT")
+        t.join(10)
+        assert result == {"error": "PA017"}, result
+    finally:
+        owner.close()
+        thief.close()

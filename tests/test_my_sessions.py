@@ -178,3 +178,29 @@ def test_admin_views_show_sessions_and_lock_state_without_secrets(c):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 with c.transaction():
                     c.execute(f"SELECT * FROM {view}")
+
+
+def test_a_sign_in_with_the_old_password_during_a_change_gets_no_session(db):
+    """auth.login checks the password, then waits for the user row: a password change that
+    committed meanwhile makes the check stale, and the sign-in fails (live attack on 0.3.0)."""
+    setup = connect(db)
+    user(setup, "race-login@example.com")
+    token = login(setup, "race-login@example.com")["token"]
+    setup.close()
+    owner, thief = connect(db), connect(db)
+    try:
+        owner.execute("BEGIN")
+        owner.execute("SELECT auth.authenticate(%s)", (token,))
+        owner.execute("SET LOCAL ROLE NONE")
+        owner.execute("SELECT auth.change_password(%s, 'a changed password')", (PASSWORD,))
+        result = {}
+        t = threading.Thread(target=lambda: result.update(login=login(thief, "race-login@example.com")))
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "the sign-in should wait for the password change"
+        owner.execute("COMMIT")
+        t.join(10)
+        assert result["login"].get("code") == "28P01", result
+    finally:
+        owner.close()
+        thief.close()

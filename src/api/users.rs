@@ -2,6 +2,7 @@
 
 use pgrx::prelude::*;
 
+use crate::api::jsonb::JsonbText;
 use crate::error::AuthError;
 use crate::password::{self, Cost};
 use crate::session::TokenKind;
@@ -77,6 +78,18 @@ pub(crate) mod auth_internal {
         serde_json::from_str::<serde_json::Value>(json)
             .ok()
             .map(|v| v.to_string())
+    }
+
+    /// Calls the claims hook `hook` (a function (uuid, jsonb) RETURNS jsonb, checked by the
+    /// caller) by its oid, so no other function of the same name can be picked.
+    #[pg_extern(volatile, strict)]
+    fn call_claims_hook(hook: pg_sys::Oid, user_id: pgrx::Uuid, claims: JsonbText) -> JsonbText {
+        let (Some(user_id), Some(claims)) = (user_id.into_datum(), claims.into_datum()) else {
+            return JsonbText("null".into());
+        };
+        let result =
+            unsafe { pg_sys::OidFunctionCall2Coll(hook, pg_sys::InvalidOid, user_id, claims) };
+        unsafe { JsonbText::from_datum(result, false) }.unwrap_or_else(|| JsonbText("null".into()))
     }
 
     /// A new API key (`pak_` and 256 random bits) and its SHA-256, like `new_token`.
