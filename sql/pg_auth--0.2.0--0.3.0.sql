@@ -429,6 +429,7 @@ DECLARE
     key bytea := auth_internal.email_key(login.email);
     locked timestamptz;
     ok boolean;
+    locked_hash text;
     new_session uuid;
     lifetime integer := auth_internal.setting('session_lifetime')::int;
     idle integer := auth_internal.setting('session_idle_timeout')::int;
@@ -450,10 +451,11 @@ BEGIN
     END IF;
     IF ok THEN
         -- Locked only now, and checked again: a user disabled meanwhile gets no session.
-        -- A password change or reset that committed meanwhile makes the password just checked stale.
-        PERFORM 1 FROM auth.users WHERE id = u.id AND NOT disabled
-                                    AND password_hash IS NOT DISTINCT FROM u.password_hash FOR UPDATE;
-        ok := FOUND;
+        -- A password change or reset that committed meanwhile makes the check stale: a hash that
+        -- changed is checked again (a concurrent sign-in's re-hash passes, a new password not).
+        SELECT x.password_hash INTO locked_hash FROM auth.users x WHERE x.id = u.id AND NOT x.disabled FOR UPDATE;
+        ok := FOUND AND (locked_hash IS NOT DISTINCT FROM u.password_hash
+                         OR auth_internal.verify_password(coalesce(login.password, ''), locked_hash));
     END IF;
     IF NOT ok THEN
         PERFORM auth_internal.record_failed_login(key);
