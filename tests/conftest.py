@@ -70,6 +70,34 @@ def ensure_role(conn, name):
     )
 
 
+def fresh_database(name, *, switch_to=(), settings=None):
+    """Drops and creates database `name` with pg_auth, password hashing at a test cost (argon2id
+    1 MiB, one pass) plus `settings` (pg_auth.* names without the prefix), and the roles
+    `switch_to` created and granted to the connecting superuser, so auth.authenticate may switch
+    to them. Returns an open autocommit connection to it."""
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+        for key, value in {"argon2_memory_kib": 1024, "argon2_iterations": 1, **(settings or {})}.items():
+            admin.execute(f"ALTER DATABASE {name} SET pg_auth.{key} = {value}")
+    c = connect(name)
+    c.execute("CREATE EXTENSION pg_auth")
+    for role in switch_to:
+        ensure_role(c, role)
+        c.execute(f"GRANT {role} TO CURRENT_USER")
+    return c
+
+
+def authenticated(conn, credential):
+    """auth.authenticate(credential) in a transaction of its own; its claims, with the role it
+    switched to as "current_user"."""
+    with conn.transaction():
+        claims = one(conn, "SELECT auth.authenticate(%s)", (credential,))
+        claims["current_user"] = one(conn, "SELECT current_user")
+        conn.execute("SET LOCAL ROLE NONE")
+    return claims
+
+
 @pytest.fixture(scope="session")
 def database():
     """Drops and recreates pg_auth_pytest with the extension installed; returns its DSN."""

@@ -38,7 +38,7 @@ def rules(c):
 
 def privileges(c, role=ODD_ROLE):
     return sorted(r[0] for r in c.execute(
-        f"""SELECT p.privilege_type FROM pg_class c, aclexplode(c.relacl) p
+        """SELECT p.privilege_type FROM pg_class c, aclexplode(c.relacl) p
             WHERE c.oid = %s::regclass AND p.grantee = (SELECT oid FROM pg_roles WHERE rolname = %s)""",
         (ODD_TABLE, role)).fetchall())
 

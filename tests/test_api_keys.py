@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, authenticated, connect, ensure_role, fresh_database, one
 from postgrest_harness import (
     ALICE, AUTHENTICATOR, WEB_ANON, WEB_USER, E2EDatabase, PostgREST, assert_invalid_token, describe, expect,
 )
@@ -20,14 +20,7 @@ DB = "pg_auth_api_keys"
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
-        for role in ("web_user", "web_service"):
-            ensure_role(c, role)
-            c.execute(f"GRANT {role} TO CURRENT_USER")
+    fresh_database(DB, switch_to=("web_user", "web_service")).close()
     return DB
 
 
@@ -38,12 +31,7 @@ def c(db):
     conn.close()
 
 
-def authenticate(conn, key):
-    with conn.transaction():
-        claims = one(conn, "SELECT auth.authenticate(%s)", (key,))
-        claims["current_user"] = one(conn, "SELECT current_user")
-        conn.execute("SET LOCAL ROLE NONE")
-    return claims
+authenticate = authenticated
 
 
 def test_a_role_key_is_shown_once_stored_hashed_and_acts_as_its_role(c):

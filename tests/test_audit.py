@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, connect, fresh_database, one
 from todo_harness import TodoApp
 
 DB = "pg_auth_audit"
@@ -18,15 +18,7 @@ PASSWORD = "an audited password"
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-        for name, value in (("argon2_memory_kib", "1024"), ("argon2_iterations", "1"), ("login_max_failures", "2")):
-            admin.execute(f"ALTER DATABASE {DB} SET pg_auth.{name} = {value}")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
-        ensure_role(c, "web_user")
-        c.execute("GRANT web_user TO CURRENT_USER")
+    fresh_database(DB, switch_to=("web_user",), settings={"login_max_failures": 2}).close()
     return DB
 
 

@@ -6,7 +6,7 @@ SQL, and through PostgREST with a sign-in function returning the JWT.
 
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, connect, ensure_role, fresh_database, one
 from postgrest_harness import AUTHENTICATOR, WEB_USER, E2EDatabase, PostgREST, expect
 
 DB = "pg_auth_claims_hook"
@@ -43,13 +43,7 @@ END $$;
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_memory_kib = 1024")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_iterations = 1")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
+    with fresh_database(DB) as c:
         ensure_role(c, "web_user")
         ensure_role(c, "hook_owner")
         c.execute(HOOKS)

@@ -9,7 +9,7 @@ import threading
 import psycopg
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, connect, fresh_database, one
 
 DB = "pg_auth_my_sessions"
 PASSWORD = "my sessions password"
@@ -17,15 +17,7 @@ PASSWORD = "my sessions password"
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_memory_kib = 1024")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_iterations = 1")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
-        ensure_role(c, "web_user")
-        c.execute("GRANT web_user TO CURRENT_USER")
+    with fresh_database(DB, switch_to=("web_user",)) as c:
         c.execute("SELECT auth.generate_key('HS256', 'my-sessions')")
     return DB
 

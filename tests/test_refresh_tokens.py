@@ -6,10 +6,9 @@ GoTrue does. Through SQL, and through PostgREST in Bearer mode (jwt-secret from 
 
 import json
 
-import psycopg
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, authenticated, connect, fresh_database, one
 from postgrest_harness import AUTHENTICATOR, WEB_ANON, WEB_USER, E2EDatabase, PostgREST, describe, expect
 
 DB = "pg_auth_refresh_tokens"
@@ -18,15 +17,7 @@ PASSWORD = "a refresh token password"
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_memory_kib = 1024")
-        admin.execute(f"ALTER DATABASE {DB} SET pg_auth.argon2_iterations = 1")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
-        ensure_role(c, "web_user")
-        c.execute("GRANT web_user TO CURRENT_USER")
+    with fresh_database(DB, switch_to=("web_user",)) as c:
         c.execute("SELECT auth.generate_key('ES256', 'refresh')")
         c.execute("SELECT auth.register('mobile@example.com', %s)", (PASSWORD,))
     return DB
@@ -43,11 +34,7 @@ def sign_in(c):
     return one(c, "SELECT auth.login('mobile@example.com', %s, true)", (PASSWORD,))
 
 
-def claims_of(c, jwt):
-    with c.transaction():
-        claims = one(c, "SELECT auth.authenticate(%s)", (jwt,))
-        c.execute("SET LOCAL ROLE NONE")
-    return claims
+claims_of = authenticated
 
 
 def test_a_refresh_token_gives_a_new_pair_and_the_old_one_a_grace(c):

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import assert_sqlstate, connect, ensure_role, one
+from conftest import assert_sqlstate, authenticated, connect, fresh_database, one
 
 DB = "pg_auth_lookup"
 PASSWORD = "a lookup password"
@@ -17,14 +17,7 @@ PASSWORD = "a lookup password"
 
 @pytest.fixture(scope="module")
 def db():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-    with connect(DB) as c:
-        c.execute("CREATE EXTENSION pg_auth")
-        for role in ("web_user", "web_editor"):
-            ensure_role(c, role)
-            c.execute(f"GRANT {role} TO CURRENT_USER")
+    with fresh_database(DB, switch_to=("web_user", "web_editor")) as c:
         c.execute("SELECT auth.generate_key('HS256', 'lookup')")
     return DB
 
@@ -45,12 +38,7 @@ def signed_in(c, email):
     return user, login["token"], login["jwt"]
 
 
-def claims(c, token):
-    with c.transaction():
-        found = one(c, "SELECT auth.authenticate(%s)", (token,))
-        found["current_user"] = one(c, "SELECT current_user")
-        c.execute("SET LOCAL ROLE NONE")
-    return found
+claims = authenticated
 
 
 def test_a_users_role_email_and_disabled_flag_reach_the_next_request_of_another_backend(two):
