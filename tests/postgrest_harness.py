@@ -24,7 +24,6 @@ PG_AUTH_E2E_KEEP=1 keeps the databases and the PostgREST config and log director
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 

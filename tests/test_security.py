@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from conftest import assert_sqlstate, connect, ensure_role, one
-from todo_harness import COOKIE, TodoApp, dsn, session_cookie
+from todo_harness import TodoApp, dsn, session_cookie
 
 PASSWORD = "correct horse battery staple"
 
