@@ -19,7 +19,7 @@ use crate::response::header_safe;
 use crate::session::{credential, Credential};
 use crate::settings::{self as s, set_local, text};
 use crate::sqlstate::OrRaise;
-use crate::{api_keys, keyring, published, session_store, sqlstate};
+use crate::{api_keys, basic, keyring, published, session_store, sqlstate};
 
 /// For PostgREST's `db-pre-request`: finds the token in the request, verifies it, switches role
 /// and publishes the claims. Failures become HTTP responses (401/403 with `WWW-Authenticate`).
@@ -98,7 +98,8 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
     let found = request.find_token(&sources, &names);
     let source = match &found {
         Found::Token(_, source) => Some(*source),
-        _ => None,
+        Found::Basic { .. } => Some(Source::Basic),
+        Found::Nothing => None,
     };
     establish(found, s::behind_postgrest)
         .map(drop)
@@ -122,14 +123,12 @@ fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> 
         }
         Found::Token(token, _) if credential(&token) == Credential::ApiKey => {
             let (claims, role) = api_keys::claims_for_key(&token)?;
-            // A key never acts as a role that bypasses row-level security, even one that became
-            // so after the key was made, or a user's.
-            if bypasses_rls(&role) {
-                return Err(AuthError::RoleNotAllowed(format!(
-                    "\"{}\" bypasses row-level security; API keys cannot act as it",
-                    crate::jwt::keys::truncate(&role, 64)
-                )));
-            }
+            refuse_bypassing_role(&role)?;
+            (claims, Some(role), None)
+        }
+        Found::Basic { user, password } => {
+            let (claims, role) = basic::claims_for_basic(&user, &password)?;
+            refuse_bypassing_role(&role)?;
             (claims, Some(role), None)
         }
         Found::Token(token, _) => {
@@ -223,6 +222,18 @@ fn current_role_name() -> String {
             .to_string_lossy()
             .into_owned()
     }
+}
+
+/// An API key or a Basic credential never acts as a role that bypasses row-level security (even
+/// one that became so after the key was made, or a user's).
+fn refuse_bypassing_role(role: &str) -> Result<()> {
+    if bypasses_rls(role) {
+        return Err(AuthError::RoleNotAllowed(format!(
+            "\"{}\" bypasses row-level security; API keys and HTTP Basic cannot act as it",
+            crate::jwt::keys::truncate(role, 64)
+        )));
+    }
+    Ok(())
 }
 
 fn bypasses_rls(role: &str) -> bool {

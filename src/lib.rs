@@ -23,6 +23,7 @@ pub mod session;
 mod api;
 mod api_keys;
 mod authenticate;
+mod basic;
 mod keyring;
 mod privileged;
 mod probe;

@@ -5,6 +5,8 @@
 
 use std::cell::OnceCell;
 
+use base64::Engine;
+
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -21,6 +23,9 @@ pub enum Source {
     Bearer,
     /// The API-key header (`pg_auth.api_key_header`): only an API key may be there.
     ApiKey,
+    /// `Authorization: Basic` (opt-in): an API key's id and the key, or with
+    /// `pg_auth.basic_passwords` an email and password.
+    Basic,
 }
 
 impl Source {
@@ -31,6 +36,7 @@ impl Source {
             Source::Header => "header",
             Source::Bearer => "bearer",
             Source::ApiKey => "api_key",
+            Source::Basic => "basic",
         }
     }
 
@@ -44,8 +50,9 @@ impl Source {
                 _ if s.eq_ignore_ascii_case("header") => Ok(Source::Header),
                 _ if s.eq_ignore_ascii_case("bearer") => Ok(Source::Bearer),
                 _ if s.eq_ignore_ascii_case("api_key") => Ok(Source::ApiKey),
+                _ if s.eq_ignore_ascii_case("basic") => Ok(Source::Basic),
                 _ => Err(AuthError::InvalidArgument(format!(
-                    "pg_auth.token_sources: unknown source \"{s}\" (use cookie, header, bearer, api_key)"
+                    "pg_auth.token_sources: unknown source \"{s}\" (use cookie, header, bearer, api_key, basic)"
                 ))),
             })
             .collect()
@@ -65,6 +72,12 @@ pub struct Names<'a> {
 pub enum Found {
     /// A token for pg_auth to verify, and where it came from.
     Token(String, Source),
+    /// `Authorization: Basic`, decoded: the user part and the password part (both empty when the
+    /// header is Basic but not base64 of UTF-8 `user:password`).
+    Basic {
+        user: String,
+        password: String,
+    },
     Nothing,
 }
 
@@ -119,6 +132,10 @@ impl<'s> Request<'s> {
                 Source::Header => self.header(names.header),
                 Source::Bearer => self.bearer(),
                 Source::ApiKey => self.header(names.api_key_header),
+                Source::Basic => match self.basic() {
+                    Some((user, password)) => return Found::Basic { user, password },
+                    None => None,
+                },
             };
             match found {
                 Some(token) if token.trim().len() == token.len() && !token.is_empty() => {
@@ -139,6 +156,26 @@ impl<'s> Request<'s> {
         scheme
             .eq_ignore_ascii_case("bearer ")
             .then(|| value[7..].to_string())
+    }
+}
+
+impl Request<'_> {
+    /// `Authorization: Basic base64(user:password)`: the two parts, or two empty strings when the
+    /// header says Basic but holds no such thing; `None` without a Basic header.
+    fn basic(&self) -> Option<(String, String)> {
+        let value = self.header("authorization")?;
+        let scheme = value.get(..6)?;
+        if !scheme.eq_ignore_ascii_case("basic ") {
+            return None;
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(value[6..].trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        Some(match decoded.as_deref().and_then(|d| d.split_once(':')) {
+            Some((user, password)) => (user.to_string(), password.to_string()),
+            None => (String::new(), String::new()),
+        })
     }
 }
 
@@ -334,6 +371,47 @@ mod tests {
         );
         assert!(Source::parse_list("cookies").is_err());
         assert_eq!(Source::parse_list("API_KEY").unwrap(), vec![Source::ApiKey]);
+    }
+
+    #[test]
+    fn basic_is_decoded_only_when_asked_for() {
+        let r = req(
+            json!({"authorization": "Basic dXNlckBleC5jb206cGE6c3M="}),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(
+            r.find_token(&ORDER, &names("a", "b")),
+            Found::Nothing,
+            "not a default source"
+        );
+        assert_eq!(
+            r.find_token(&[Source::Basic], &names("a", "b")),
+            Found::Basic {
+                user: "user@ex.com".into(),
+                password: "pa:ss".into()
+            }
+        );
+        for garbage in ["Basic !!!", "Basic bm9jb2xvbg==", "basic /w=="] {
+            let r = req(json!({"authorization": garbage}), json!({}), json!({}));
+            assert_eq!(
+                r.find_token(&[Source::Basic], &names("a", "b")),
+                Found::Basic {
+                    user: String::new(),
+                    password: String::new()
+                },
+                "{garbage}"
+            );
+        }
+        let r = req(
+            json!({"authorization": "Bearer a.b.c"}),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(
+            r.find_token(&[Source::Basic], &names("a", "b")),
+            Found::Nothing
+        );
     }
 
     #[test]

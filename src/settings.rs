@@ -36,6 +36,7 @@ pub static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static AUDIT_RETENTION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static LOG_REFUSALS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"off"));
+pub static BASIC_PASSWORDS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static CLAIMS_HOOK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static MAX_SESSIONS_PER_USER: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static SESSION_LIMIT_MODE: GucSetting<Option<CString>> =
@@ -200,6 +201,11 @@ pub fn define() {
         c"Server log level for requests auth.authenticate refuses: off, debug1, log, info, notice or warning.",
         &LOG_REFUSALS,
     );
+    boolean(
+        c"pg_auth.basic_passwords",
+        c"Let the basic token source take an email (or username) and password, checked on every request and not counted towards the lockout; off: only API keys.",
+        &BASIC_PASSWORDS,
+    );
     string(
         c"pg_auth.claims_hook",
         c"Function (user_id uuid, claims jsonb) RETURNS jsonb, owned by a superuser, that adds or changes the claims of JWTs auth.login issues; empty: none.",
@@ -284,6 +290,16 @@ pub fn text(setting: &GucSetting<Option<CString>>) -> Option<String> {
         .get()
         .map(|c| c.to_string_lossy().into_owned())
         .filter(|s| !s.trim().is_empty())
+}
+
+/// The argon2id cost of new password hashes (pg_auth.argon2_*).
+pub fn password_cost() -> crate::password::Cost {
+    let positive = |v: i32| v.max(1) as u32;
+    crate::password::Cost {
+        memory_kib: positive(ARGON2_MEMORY_KIB.get()),
+        iterations: positive(ARGON2_ITERATIONS.get()),
+        parallelism: positive(ARGON2_PARALLELISM.get()),
+    }
 }
 
 /// The current value of any setting, or `None` when it does not exist (PostgREST's `request.*`

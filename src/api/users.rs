@@ -16,12 +16,7 @@ pub(crate) mod auth_internal {
     use super::*;
 
     fn cost() -> Cost {
-        let positive = |v: i32| v.max(1) as u32;
-        Cost {
-            memory_kib: positive(s::ARGON2_MEMORY_KIB.get()),
-            iterations: positive(s::ARGON2_ITERATIONS.get()),
-            parallelism: positive(s::ARGON2_PARALLELISM.get()),
-        }
+        s::password_cost()
     }
 
     /// argon2id PHC string at the configured cost (pg_auth.argon2_*).

@@ -1,0 +1,92 @@
+//! HTTP Basic in `auth.authenticate` (opt-in: the `basic` token source). An API key's id and the
+//! key itself; or, with `pg_auth.basic_passwords`, an email (or username) and password. A password
+//! is checked on every request at the full argon2id cost and cannot be counted towards the lockout
+//! (the request path writes nothing); a locked email is refused. API keys are the better choice.
+
+use serde_json::{Map, Value};
+
+use crate::api_keys::claims_for_key;
+use crate::error::{AuthError, Result};
+use crate::privileged::read_as_owner;
+use crate::session::{credential, Credential};
+use crate::settings as s;
+
+/// Claims and role for a Basic user and password.
+pub fn claims_for_basic(user: &str, password: &str) -> Result<(Map<String, Value>, String)> {
+    if credential(password) == Credential::ApiKey {
+        let (claims, role) = claims_for_key(password)?;
+        // The user part names the key: a key sent under another id is refused like an unknown one.
+        let named = claims.get("key_id").and_then(Value::as_str);
+        if named.is_none_or(|id| !id.eq_ignore_ascii_case(user.trim())) {
+            return Err(AuthError::ApiKeyInvalid);
+        }
+        return Ok((claims, role));
+    }
+    if !s::BASIC_PASSWORDS.get() {
+        return Err(AuthError::WrongPassword(
+            "HTTP Basic takes an API key's id and key here (pg_auth.basic_passwords is off)".into(),
+        ));
+    }
+    password_claims(user, password)
+}
+
+type UserRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+);
+
+fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, String)> {
+    let (locked, found) = read_as_owner("auth.users", |client| {
+        let locked = client
+            .select(
+                "SELECT EXISTS (SELECT FROM auth.login_attempts a \
+                 WHERE a.email_key OPERATOR(pg_catalog.=) auth_internal.email_key($1) \
+                   AND a.locked_until OPERATOR(pg_catalog.>) pg_catalog.now())",
+                Some(1),
+                &[user.into()],
+            )?
+            .first()
+            .get_one::<bool>()?;
+        let rows = client.select(
+            "SELECT u.id::pg_catalog.text, u.role, u.email, u.password_hash, u.disabled FROM auth.users u \
+             WHERE pg_catalog.lower(u.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1) \
+                OR pg_catalog.lower(u.username) OPERATOR(pg_catalog.=) pg_catalog.lower($1) \
+             ORDER BY pg_catalog.lower(u.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1) DESC LIMIT 1",
+            Some(1),
+            &[user.into()],
+        )?;
+        let row: Option<UserRow> = match rows.first() {
+            r if r.is_empty() => None,
+            r => Some((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        };
+        Ok((locked == Some(true), row))
+    })?;
+    if locked {
+        return Err(AuthError::TooManyAttempts(
+            "too many failed logins for this email; try again later".into(),
+        ));
+    }
+    // Unknown users and wrong passwords cost the same: one password check each.
+    let matches = match &found {
+        Some((_, _, _, Some(hash), _)) if password.len() <= 1024 => {
+            crate::password::verify(password, hash)?
+        }
+        _ => {
+            crate::password::verify_nothing(password, s::password_cost());
+            false
+        }
+    };
+    match found {
+        Some((Some(id), Some(role), email, _, Some(false))) if matches => {
+            let mut claims = Map::new();
+            claims.insert("sub".into(), id.into());
+            claims.insert("role".into(), role.clone().into());
+            claims.insert("email".into(), email.into());
+            Ok((claims, role))
+        }
+        _ => Err(AuthError::WrongPassword("invalid email or password".into())),
+    }
+}
