@@ -68,8 +68,11 @@ BEGIN
             IF OLD.disabled IS DISTINCT FROM NEW.disabled THEN
                 events := events || CASE WHEN NEW.disabled THEN 'user_disabled' ELSE 'user_enabled' END;
             END IF;
+            -- pg_auth's password changes and resets move updated_at; a sign-in re-hashing the
+            -- same password at a new argon2 cost does not.
             IF OLD.password_hash IS DISTINCT FROM NEW.password_hash THEN
-                events := events || 'password_changed'::text;
+                events := events || CASE WHEN NEW.updated_at IS DISTINCT FROM OLD.updated_at
+                                         THEN 'password_changed' ELSE 'password_rehashed' END;
             END IF;
             IF OLD.role IS DISTINCT FROM NEW.role THEN
                 events := events || 'role_changed'::text;

@@ -770,7 +770,13 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
-    PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
+    -- Read again under the row lock: a password change or reset that committed meanwhile (it
+    -- ends the other sessions, perhaps this one) must not be overwritten by one that raced it.
+    SELECT * INTO me FROM auth.users u WHERE u.id = me.id FOR UPDATE;
+    IF NOT EXISTS (SELECT FROM auth.sessions s WHERE s.id = current_session AND s.revoked_at IS NULL
+                   AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
         PERFORM auth_internal.record_failed_login(key);
         PERFORM set_config('response.status', '401', true);
@@ -847,8 +853,11 @@ BEGIN
             IF OLD.disabled IS DISTINCT FROM NEW.disabled THEN
                 events := events || CASE WHEN NEW.disabled THEN 'user_disabled' ELSE 'user_enabled' END;
             END IF;
+            -- pg_auth's password changes and resets move updated_at; a sign-in re-hashing the
+            -- same password at a new argon2 cost does not.
             IF OLD.password_hash IS DISTINCT FROM NEW.password_hash THEN
-                events := events || 'password_changed'::text;
+                events := events || CASE WHEN NEW.updated_at IS DISTINCT FROM OLD.updated_at
+                                         THEN 'password_changed' ELSE 'password_rehashed' END;
             END IF;
             IF OLD.role IS DISTINCT FROM NEW.role THEN
                 events := events || 'role_changed'::text;
@@ -971,6 +980,20 @@ AS $$
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
            + auth.cleanup_revoked_tokens()
+$$;
+
+
+-- A request header as PostgREST passed it (names are lower case), or NULL; NULL too when a SQL
+-- caller set request.headers to something that is no JSON (a failing audit trigger or login must
+-- not hand such a caller a way around the failure count).
+CREATE OR REPLACE FUNCTION auth_internal.request_header(name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
 $$;
 
 

@@ -85,10 +85,18 @@ AS $$
          || jsonb_build_array(jsonb_build_object(name, value)))::text, true);
 $$;
 
--- A request header as PostgREST passed it (names are lower case), or NULL.
+-- A request header as PostgREST passed it (names are lower case), or NULL; NULL too when a SQL
+-- caller set request.headers to something that is no JSON (a failing audit trigger or login must
+-- not hand such a caller a way around the failure count).
 CREATE FUNCTION auth_internal.request_header(name text) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name) $$;
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN nullif(current_setting('request.headers', true), '')::jsonb ->> lower(name);
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END
+$$;
 
 -- Login CSRF defence for API functions that sign in or register: a cross-site HTML form can only
 -- send form-encoded or text/plain bodies, never application/json without a CORS preflight. Call

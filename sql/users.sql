@@ -130,7 +130,13 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
-    PERFORM 1 FROM auth.users WHERE id = me.id FOR UPDATE;
+    -- Read again under the row lock: a password change or reset that committed meanwhile (it
+    -- ends the other sessions, perhaps this one) must not be overwritten by one that raced it.
+    SELECT * INTO me FROM auth.users u WHERE u.id = me.id FOR UPDATE;
+    IF NOT EXISTS (SELECT FROM auth.sessions s WHERE s.id = current_session AND s.revoked_at IS NULL
+                   AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
         PERFORM auth_internal.record_failed_login(key);
         PERFORM set_config('response.status', '401', true);

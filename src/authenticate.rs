@@ -58,13 +58,15 @@ fn log_refusal(err: &AuthError, source: Option<Source>, request: &Request) {
     };
     let header = |name: &str| header_safe(&request.header(name).unwrap_or_default());
     let ip = header("x-forwarded-for");
+    // Each client-chosen value quoted as a JSON string: none can pose as another field.
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
     let message = format!(
         "pg_auth refused a request: {} ({}); credential from {}; ip {}; user agent {}",
-        header_safe(&err.to_string()),
+        quoted(&header_safe(&err.to_string())),
         sqlstate::sqlstate(err),
         source.map_or("nowhere", Source::name),
-        ip.split(',').next().unwrap_or_default().trim(),
-        crate::jwt::keys::truncate(&header("user-agent"), 200),
+        quoted(ip.split(',').next().unwrap_or_default().trim()),
+        quoted(&crate::jwt::keys::truncate(&header("user-agent"), 200)),
     );
     pgrx::ereport!(
         level,

@@ -148,7 +148,7 @@ def test_refusals_go_to_the_server_log_at_the_level_set_without_the_credential(c
                        json.dumps({"access_token": token})))
             c.execute("SELECT auth.authenticate()")
     line = next(m for m in seen if "pg_auth refused a request" in m)
-    assert "PA017" in line and "credential from cookie" in line and "ip 198.51.100.9" in line
+    assert "PA017" in line and "credential from cookie" in line and 'ip "198.51.100.9"' in line
     assert "R" * 43 not in line and "\n" not in line and "evil?forged line" in line
     seen.clear()
     c.execute("SET pg_auth.log_refusals = 'off'")
@@ -158,3 +158,24 @@ def test_refusals_go_to_the_server_log_at_the_level_set_without_the_credential(c
                       (json.dumps({"access_token": token}),))
             c.execute("SELECT auth.authenticate()")
     assert not [m for m in seen if "pg_auth refused" in m]
+
+
+def test_a_sign_in_re_hashing_the_password_is_no_password_change(c):
+    c.execute("DELETE FROM auth.users WHERE email = 'rehash@example.com'")
+    c.execute("SELECT auth.register('rehash@example.com', %s)", (PASSWORD,))
+    c.execute("TRUNCATE auth.audit_log")
+    c.execute("SET pg_auth.argon2_iterations = 2")
+    one(c, "SELECT auth.login('rehash@example.com', %s)", (PASSWORD,))
+    assert events(c) == ["password_rehashed", "session_started"]
+
+
+def test_headers_that_are_no_json_cannot_keep_a_failed_sign_in_from_being_counted(c):
+    """A SQL caller who sets request.headers to something that is no JSON made the audit trigger
+    fail, rolling back the failure count (live attack on 0.3.0)."""
+    c.execute("DELETE FROM auth.login_attempts")
+    with c.transaction():
+        c.execute("SELECT set_config('request.headers', '{', true)")
+        assert one(c, "SELECT auth.login('guess@example.com', 'a guess') ->> 'code'") == "28P01"
+    assert one(c, "SELECT failed_logins FROM auth.login_attempts WHERE email_key = auth_internal.email_key('guess@example.com')") == 1
+    assert events(c) == ["sign_in_failed"]
+    c.execute("DELETE FROM auth.login_attempts")

@@ -196,3 +196,43 @@ def test_a_sign_in_with_the_old_password_during_a_change_gets_no_session(db):
     finally:
         owner.close()
         thief.close()
+
+
+def test_of_two_racing_password_changes_the_one_whose_session_the_first_ended_fails(db):
+    """Owner and thief both know the old password and hold a session; the owner's change ends the
+    thief's session, so the thief's change, waiting on the row lock, is refused instead of taking
+    the account over (live attack on 0.3.0)."""
+    setup = connect(db)
+    user(setup, "race-change@example.com")
+    owner_token = login(setup, "race-change@example.com")["token"]
+    thief_token = login(setup, "race-change@example.com")["token"]
+    setup.close()
+    owner, thief = connect(db), connect(db)
+    try:
+        owner.execute("BEGIN")
+        owner.execute("SELECT auth.authenticate(%s)", (owner_token,))
+        owner.execute("SET LOCAL ROLE NONE")
+        assert one(owner, "SELECT auth.change_password(%s, 'the owner password')", (PASSWORD,)) == {"changed": True}
+        result = {}
+
+        def change():
+            try:
+                with thief.transaction():
+                    thief.execute("SELECT auth.authenticate(%s)", (thief_token,))
+                    thief.execute("SET LOCAL ROLE NONE")
+                    result["answer"] = one(thief, "SELECT auth.change_password(%s, 'the thief password')", (PASSWORD,))
+            except psycopg.Error as e:
+                result["error"] = e.sqlstate
+
+        t = threading.Thread(target=change)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "the thief's change should wait for the owner's"
+        owner.execute("COMMIT")
+        t.join(10)
+        assert result == {"error": "PA017"}, result
+        assert login(owner, "race-change@example.com").get("code") == "28P01"
+        assert one(owner, "SELECT auth.login('race-change@example.com', 'the owner password') ? 'token'")
+    finally:
+        owner.close()
+        thief.close()
