@@ -1,12 +1,15 @@
 //! HTTP Basic in `auth.authenticate` (opt-in: the `basic` token source). An API key's id and the
 //! key itself; or, with `pg_auth.basic_passwords`, an email (or username) and password. A password
 //! is checked on every request at the full argon2id cost and cannot be counted towards the lockout
-//! (the request path writes nothing); a locked email is refused. API keys are the better choice.
+//! (the request path writes nothing); a locked account is refused, and a stored hash at another
+//! cost than the configured one is refused until the user signs in once with auth.login (so every
+//! answer costs the same). API keys are the better choice.
 
 use serde_json::{Map, Value};
 
 use crate::api_keys::claims_for_key;
 use crate::error::{AuthError, Result};
+use crate::identity::set_at_path;
 use crate::privileged::read_as_owner;
 use crate::session::{credential, Credential};
 use crate::settings as s;
@@ -38,12 +41,25 @@ type UserRow = (
     Option<bool>,
 );
 
+fn wrong() -> AuthError {
+    AuthError::WrongPassword("invalid email or password".into())
+}
+
 fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, String)> {
+    // No account has an empty name or one with control characters (a NUL would be cut off on the
+    // way to SQL): answered at once, without spending a password check on it.
+    if user.is_empty() || user.chars().any(char::is_control) || password.is_empty() {
+        return Err(wrong());
+    }
     let (locked, found) = read_as_owner("auth.users", |client| {
+        // The lock of the name typed and of the account's own email: a username is another name
+        // for the same account and must not escape its lock.
         let locked = client
             .select(
                 "SELECT EXISTS (SELECT FROM auth.login_attempts a \
-                 WHERE a.email_key OPERATOR(pg_catalog.=) auth_internal.email_key($1) \
+                 WHERE a.email_key OPERATOR(pg_catalog.=) ANY (ARRAY[auth_internal.email_key($1), \
+                       (SELECT auth_internal.email_key(u.email) FROM auth.users u \
+                        WHERE pg_catalog.lower(u.username) OPERATOR(pg_catalog.=) pg_catalog.lower($1) LIMIT 1)]) \
                    AND a.locked_until OPERATOR(pg_catalog.>) pg_catalog.now())",
                 Some(1),
                 &[user.into()],
@@ -64,29 +80,37 @@ fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, St
         };
         Ok((locked == Some(true), row))
     })?;
-    if locked {
-        return Err(AuthError::TooManyAttempts(
-            "too many failed logins for this email; try again later".into(),
-        ));
-    }
-    // Unknown users and wrong passwords cost the same: one password check each.
+    // Every answer below costs exactly one password check at the configured cost, whatever the
+    // account: a stored hash at another cost (or bcrypt, or unreadable) is not checked but refused
+    // after a check of nothing; signing in once with auth.login re-hashes it.
+    let cost = s::password_cost();
     let matches = match &found {
-        Some((_, _, _, Some(hash), _)) if password.len() <= 1024 => {
-            crate::password::verify(password, hash)?
+        Some((_, _, _, Some(hash), _))
+            if password.len() <= 1024 && !crate::password::needs_rehash(hash, cost) =>
+        {
+            crate::password::verify(password, hash).unwrap_or(false)
         }
         _ => {
-            crate::password::verify_nothing(password, s::password_cost());
+            crate::password::verify_nothing(password, cost);
             false
         }
     };
+    if locked {
+        return Err(AuthError::TooManyAttempts(
+            "too many failed logins for this account; try again later".into(),
+        ));
+    }
     match found {
         Some((Some(id), Some(role), email, _, Some(false))) if matches => {
             let mut claims = Map::new();
             claims.insert("sub".into(), id.into());
             claims.insert("role".into(), role.clone().into());
             claims.insert("email".into(), email.into());
+            // A dotted pg_auth.role_claim (app_metadata.role) shows the same role there.
+            let role_path = s::text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
+            set_at_path(&mut claims, &role_path, role.clone().into());
             Ok((claims, role))
         }
-        _ => Err(AuthError::WrongPassword("invalid email or password".into())),
+        _ => Err(wrong()),
     }
 }

@@ -168,7 +168,13 @@ impl Request<'_> {
         if !scheme.eq_ignore_ascii_case("basic ") {
             return None;
         }
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Padded or not: clients differ.
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = engine
             .decode(value[6..].trim())
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
@@ -391,6 +397,19 @@ mod tests {
                 user: "user@ex.com".into(),
                 password: "pa:ss".into()
             }
+        );
+        let r = req(
+            json!({"authorization": "basic dXNlcjpwdw"}),
+            json!({}),
+            json!({}),
+        );
+        assert_eq!(
+            r.find_token(&[Source::Basic], &names("a", "b")),
+            Found::Basic {
+                user: "user".into(),
+                password: "pw".into()
+            },
+            "unpadded base64 and a lower-case scheme"
         );
         for garbage in ["Basic !!!", "Basic bm9jb2xvbg==", "basic /w=="] {
             let r = req(json!({"authorization": garbage}), json!({}), json!({}));

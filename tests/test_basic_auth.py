@@ -88,3 +88,33 @@ def test_without_the_basic_source_the_header_is_ignored(rest):
             assert me["current_user"] == WEB_ANON
     finally:
         d.set_role_setting(AUTHENTICATOR, "pg_auth.token_sources", "cookie, header, basic")
+
+
+def test_basic_with_passwords_holds_the_accounts_lock_and_costs_the_same_for_every_account(rest):
+    """Found by the live attack on 0.3.0: a username escaped the lock of the account's email; a
+    hash at another cost made known accounts answer faster than unknown ones; names no account can
+    have still cost a password check."""
+    d, _ = rest
+    d.set_role_setting(AUTHENTICATOR, "pg_auth.basic_passwords", "on")
+    try:
+        with PostgREST(d, AUTHENTICATOR, pool=1, name="basic_lock") as pw:
+            d.admin.execute("""INSERT INTO auth.login_attempts (email_key, failed_logins, failures_since, locked_until)
+                               VALUES (auth_internal.email_key('basic@example.com'), 5, now(), now() + interval '1 hour')""")
+            assert pw.whoami(headers=basic("basic_user", PASSWORD)).status_code == 429
+            d.admin.execute("DELETE FROM auth.login_attempts")
+            for user in ("", "basic@example.com\x00junk", "basic\tuser"):
+                r = pw.whoami(headers=basic(user, PASSWORD))
+                assert expect(r, 401, pw)["code"] == "28P01", describe(r, pw)
+            # A hash at another cost than the configured one is refused until auth.login re-hashes it.
+            d.set_role_setting(AUTHENTICATOR, "pg_auth.argon2_iterations", "2")
+            with PostgREST(d, AUTHENTICATOR, pool=1, name="basic_cost") as costly:
+                assert costly.whoami(headers=basic("basic@example.com", PASSWORD)).status_code == 401
+                d.admin.execute("SET pg_auth.argon2_iterations = 2")
+                assert d.one("SELECT auth.login('basic@example.com', %s) ? 'token'", (PASSWORD,))
+                me = expect(costly.whoami(headers=basic("basic@example.com", PASSWORD)), 200, costly)
+                assert me["current_user"] == WEB_USER
+    finally:
+        d.admin.execute("SET pg_auth.argon2_iterations = 1")
+        d.one("SELECT auth.login('basic@example.com', %s) ? 'token'", (PASSWORD,))  # back to the test cost
+        d.set_role_setting(AUTHENTICATOR, "pg_auth.argon2_iterations", "1")
+        d.admin.execute(f"ALTER ROLE {AUTHENTICATOR} IN DATABASE {d.name} RESET pg_auth.basic_passwords")
