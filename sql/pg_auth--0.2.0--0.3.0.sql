@@ -405,6 +405,14 @@ BEGIN
     RETURNING x.id INTO reused;
     IF FOUND THEN
         RAISE LOG 'pg_auth: refresh token reused; session % ended', reused;
+        IF lower(current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1') THEN
+            INSERT INTO auth.audit_log (event, user_id, session_id, ip, user_agent)
+            SELECT 'refresh_token_reused', x.user_id, x.id,
+                   left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
+                                 auth_internal.request_header('x-real-ip')), 64),
+                   left(auth_internal.request_header('user-agent'), 512)
+            FROM auth.sessions x WHERE x.id = reused;
+        END IF;
         PERFORM set_config('response.status', '401', true);
         RETURN jsonb_build_object('code', 'PA017', 'message', 'refresh token already used; the session is ended, sign in again');
     END IF;

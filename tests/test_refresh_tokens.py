@@ -52,6 +52,7 @@ def test_a_refresh_token_gives_a_new_pair_and_the_old_one_a_grace(c):
 
 def test_reusing_a_rotated_refresh_token_ends_the_whole_session(c):
     c.execute("SET pg_auth.refresh_grace_period = 0")
+    c.execute("SET pg_auth.audit = on")
     first = sign_in(c)
     pair = one(c, "SELECT auth.refresh_token(%s)", (first["token"],))
     stolen = one(c, "SELECT auth.refresh_token(%s)", (first["token"],))
@@ -60,6 +61,9 @@ def test_reusing_a_rotated_refresh_token_ends_the_whole_session(c):
     assert_sqlstate(c, "PA017", "SELECT auth.refresh_token(%s)", (pair["refresh_token"],))
     assert_sqlstate(c, "PA017", "SELECT auth.authenticate(%s)", (pair["access_token"],))
     assert_sqlstate(c, "PA017", "SELECT auth.authenticate(%s)", (first["jwt"],))
+    events = [r[0] for r in c.execute("SELECT event FROM auth.audit_log WHERE session_id = %s ORDER BY id",
+                                      (first["session_id"],)).fetchall()]
+    assert events == ["session_started", "session_refreshed", "session_ended", "refresh_token_reused"]
 
 
 def test_a_cookie_refresh_counts_for_reuse_too(c):
