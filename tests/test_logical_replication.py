@@ -68,7 +68,17 @@ def pub_sub():
     sub.execute("ALTER SUBSCRIPTION lr_sub DISABLE")
     sub.execute("ALTER SUBSCRIPTION lr_sub SET (slot_name = NONE)")
     sub.execute("DROP SUBSCRIPTION lr_sub")
-    pub.execute("SELECT pg_drop_replication_slot('lr_slot')")
+    # The walsender of the dropped subscription may still hold the slot for a moment.
+    deadline = time.monotonic() + 30
+    while True:
+        pub.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                    "WHERE slot_name = 'lr_slot' AND active")
+        try:
+            pub.execute("SELECT pg_drop_replication_slot('lr_slot')")
+            break
+        except psycopg.errors.ObjectInUse:
+            assert time.monotonic() < deadline, "the replication slot stayed in use"
+            time.sleep(0.2)
     pub.close()
     sub.close()
     pg_ctl("-m", "fast", "stop")
