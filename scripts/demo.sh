@@ -45,6 +45,9 @@ Try (a cookie jar keeps the session cookie):
   curl -si -b \$J -c \$J -X POST \$API/rpc/logout
   curl -si -b \$J \$API/rpc/current_user            # 401
   curl -si -c \$J \$API/rpc/login -H 'Content-Type: application/json' -d '{"email":"ann@example.com","password":"correct horse"}'
+  curl -s  -b \$J \$API/rpc/create_api_key -H 'Content-Type: application/json' -d '{"name":"my script"}'   # {"key":"pak_…"}
+  curl -s  -H 'x-api-key: pak_…' \$API/todos    # the script acts as Ann
+  curl -s  -b \$J \$API/rpc/my_sessions         # devices; /rpc/end_other_sessions signs them out
 TXT
 
 api=http://127.0.0.1:3000
