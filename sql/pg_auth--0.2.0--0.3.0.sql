@@ -288,6 +288,23 @@ BEGIN
 END
 $$;
 
+-- A refusal that must leave a record (a failed sign-in is counted, a reused refresh token ends its
+-- session) is returned, not raised, so that the transaction commits. It returns NULL, with status
+-- 401 and the reason in the X-Auth-Error header (and a NOTICE for SQL clients): never a value a
+-- PostgREST client could filter on, as a filter that fails only on one kind of answer (?x=like.*\
+-- raises when it meets a value) would roll the record back.
+CREATE FUNCTION auth_internal.refuse(code text, message text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('response.status', '401', true);
+    PERFORM auth_internal.add_response_header('X-Auth-Error', code || ' ' || message);
+    RAISE NOTICE '% %', code, message;
+    RETURN NULL;
+END
+$$;
+
+
 -- Access and refresh tokens for clients without cookies (sql/sessions.sql).
 -- Every token a refresh replaced, for reuse detection: presenting one to auth.refresh_token()
 -- after the grace period means it was stolen (the thief or the owner refreshed since), and ends
@@ -413,8 +430,7 @@ BEGIN
                    left(auth_internal.request_header('user-agent'), 512)
             FROM auth.sessions x WHERE x.id = reused;
         END IF;
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', 'PA017', 'message', 'refresh token already used; the session is ended, sign in again');
+        RETURN auth_internal.refuse('PA017', 'refresh token already used; the session is ended, sign in again');
     END IF;
     PERFORM auth_internal.raise_error('not_signed_in');
 END
@@ -467,8 +483,7 @@ BEGIN
     END IF;
     IF NOT ok THEN
         PERFORM auth_internal.record_failed_login(key);
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
+        RETURN auth_internal.refuse('28P01', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
     PERFORM auth_internal.make_room_for_session(u.id);
@@ -787,8 +802,7 @@ BEGIN
     END IF;
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
         PERFORM auth_internal.record_failed_login(key);
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', '28P01', 'message', 'the current password is wrong');
+        RETURN auth_internal.refuse('28P01', 'the current password is wrong');
     END IF;
     PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;

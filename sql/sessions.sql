@@ -85,6 +85,22 @@ AS $$
          || jsonb_build_array(jsonb_build_object(name, value)))::text, true);
 $$;
 
+-- A refusal that must leave a record (a failed sign-in is counted, a reused refresh token ends its
+-- session) is returned, not raised, so that the transaction commits. It returns NULL, with status
+-- 401 and the reason in the X-Auth-Error header (and a NOTICE for SQL clients): never a value a
+-- PostgREST client could filter on, as a filter that fails only on one kind of answer (?x=like.*\
+-- raises when it meets a value) would roll the record back.
+CREATE FUNCTION auth_internal.refuse(code text, message text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('response.status', '401', true);
+    PERFORM auth_internal.add_response_header('X-Auth-Error', code || ' ' || message);
+    RAISE NOTICE '% %', code, message;
+    RETURN NULL;
+END
+$$;
+
 -- A request header as PostgREST passed it (names are lower case), or NULL; NULL too when a SQL
 -- caller set request.headers to something that is no JSON (a failing audit trigger or login must
 -- not hand such a caller a way around the failure count).
@@ -115,7 +131,7 @@ $$;
 -- Signs in. On success: a new session, its cookie appended to response.headers, and
 -- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
 -- return_jwt). A wrong email or password is not an exception, so the failure count survives:
--- it sets response.status 401 and returns {code: "28P01", message}. Too many failures lock the
+-- it returns NULL with status 401 and X-Auth-Error: 28P01 (auth_internal.refuse). Too many failures lock the
 -- email for pg_auth.login_cooldown (429, an exception). Known and unknown emails take the same
 -- path: same answers, one password check each, the same lockout (auth.login_attempts).
 CREATE FUNCTION auth.login(email text, password text, return_jwt boolean DEFAULT false) RETURNS jsonb
@@ -157,8 +173,7 @@ BEGIN
     END IF;
     IF NOT ok THEN
         PERFORM auth_internal.record_failed_login(key);
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', '28P01', 'message', 'invalid email or password');
+        RETURN auth_internal.refuse('28P01', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
     PERFORM auth_internal.make_room_for_session(u.id);
@@ -364,8 +379,8 @@ $$;
 -- {access_token, token_type, expires_in, refresh_token, session_id}. The token replaced moments
 -- ago (pg_auth.refresh_grace_period; concurrent requests) gets an access token and no new refresh
 -- token. One replaced longer ago is reuse — it was stolen, or the thief refreshed first — and
--- ends the whole session, as GoTrue does: answered {code: "PA017", …} with status 401 and not
--- raised, so the ending stays. Callable by anyone holding the token: wrap it for web_anon.
+-- ends the whole session, as GoTrue does: answered NULL with status 401 and X-Auth-Error: PA017
+-- (auth_internal.refuse), not raised, so the ending stays. Callable by anyone holding the token: wrap it for web_anon.
 CREATE FUNCTION auth.refresh_token(refresh_token text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -412,8 +427,7 @@ BEGIN
                    left(auth_internal.request_header('user-agent'), 512)
             FROM auth.sessions x WHERE x.id = reused;
         END IF;
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', 'PA017', 'message', 'refresh token already used; the session is ended, sign in again');
+        RETURN auth_internal.refuse('PA017', 'refresh token already used; the session is ended, sign in again');
     END IF;
     PERFORM auth_internal.raise_error('not_signed_in');
 END

@@ -139,8 +139,7 @@ BEGIN
     END IF;
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
         PERFORM auth_internal.record_failed_login(key);
-        PERFORM set_config('response.status', '401', true);
-        RETURN jsonb_build_object('code', '28P01', 'message', 'the current password is wrong');
+        RETURN auth_internal.refuse('28P01', 'the current password is wrong');
     END IF;
     PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;

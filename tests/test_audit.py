@@ -40,7 +40,7 @@ def test_the_life_of_an_account_is_recorded(c):
     c.execute("TRUNCATE auth.audit_log")
     user = one(c, "SELECT auth.register('audited@example.com', %s)", (PASSWORD,))
     login = one(c, "SELECT auth.login('audited@example.com', %s)", (PASSWORD,))
-    assert one(c, "SELECT auth.login('audited@example.com', 'a wrong password')")["code"] == "28P01"
+    assert one(c, "SELECT auth.login('audited@example.com', 'a wrong password')") is None
     with c.transaction():
         c.execute("SELECT auth.authenticate(%s)", (login["token"],))
         c.execute("SET LOCAL ROLE NONE")
@@ -175,7 +175,7 @@ def test_headers_that_are_no_json_cannot_keep_a_failed_sign_in_from_being_counte
     c.execute("DELETE FROM auth.login_attempts")
     with c.transaction():
         c.execute("SELECT set_config('request.headers', '{', true)")
-        assert one(c, "SELECT auth.login('guess@example.com', 'a guess') ->> 'code'") == "28P01"
+        assert one(c, "SELECT auth.login('guess@example.com', 'a guess') IS NULL")
     assert one(c, "SELECT failed_logins FROM auth.login_attempts WHERE email_key = auth_internal.email_key('guess@example.com')") == 1
     assert events(c) == ["sign_in_failed"]
     c.execute("DELETE FROM auth.login_attempts")

@@ -192,7 +192,7 @@ def test_a_sign_in_with_the_old_password_during_a_change_gets_no_session(db):
         assert t.is_alive(), "the sign-in should wait for the password change"
         owner.execute("COMMIT")
         t.join(10)
-        assert result["login"].get("code") == "28P01", result
+        assert result["login"] is None, result
     finally:
         owner.close()
         thief.close()
@@ -231,7 +231,7 @@ def test_of_two_racing_password_changes_the_one_whose_session_the_first_ended_fa
         owner.execute("COMMIT")
         t.join(10)
         assert result == {"error": "PA017"}, result
-        assert login(owner, "race-change@example.com").get("code") == "28P01"
+        assert login(owner, "race-change@example.com") is None
         assert one(owner, "SELECT auth.login('race-change@example.com', 'the owner password') ? 'token'")
     finally:
         owner.close()

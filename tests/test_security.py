@@ -169,7 +169,7 @@ def test_change_password_honours_the_login_lockout(admin):
                                     ("SELECT auth.change_password(%s, 'whatever new 1')", (old,)))
         except psycopg.Error as e:
             return e.sqlstate
-        return answer.get("code", "changed")
+        return "28P01" if answer is None else "changed"
 
     assert change("a wrong guess") == "28P01"
     for i in range(2):
@@ -188,7 +188,7 @@ def test_a_stolen_session_cannot_guess_the_old_password_without_limit(admin):
     for i in range(6):
         try:
             answers.append(in_transaction(admin, ("SELECT auth.authenticate(%s)", (login["token"],)),
-                                          ("SELECT auth.change_password(%s, 'a brand new one')", (f"guess {i}",)))["code"])
+                                          ("SELECT auth.change_password(%s, 'a brand new one')", (f"guess {i}",))) or "28P01")
         except psycopg.Error as e:
             answers.append(e.sqlstate)
     assert answers == ["28P01"] * 4 + ["PA015"] * 2, answers
@@ -287,7 +287,7 @@ def test_a_failed_login_never_waits_on_the_users_row_lock(admin):
             guesser.execute("SET lock_timeout = '2s'")
             for who in (email, f"ghost-{uuid.uuid4().hex[:8]}@example.com"):
                 answer = one(guesser, "SELECT auth.login(%s, 'wrong guess')", (who,))
-                assert answer["code"] == "28P01", (who, answer)
+                assert answer is None, (who, answer)
             # The right password does wait for the lock (and re-checks the row), never skips it.
             with pytest.raises(psycopg.errors.LockNotAvailable):
                 guesser.execute("SELECT auth.login(%s, %s)", (email, PASSWORD))
