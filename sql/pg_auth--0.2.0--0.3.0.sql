@@ -288,6 +288,22 @@ BEGIN
 END
 $$;
 
+-- The functions that record a refusal refuse to run in a read-only transaction, before they check
+-- anything: PostgREST runs GET /rpc/... read-only yet still calls the function, whose first write
+-- would then fail at a different statement for a right and a wrong password, telling them apart
+-- while nothing is counted.
+CREATE FUNCTION auth_internal.require_read_write(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION '% records failed attempts and needs a read-write transaction (through PostgREST: POST, not GET)', what
+            USING ERRCODE = '25006';
+    END IF;
+END
+$$;
+
+
 -- A refusal that must leave a record (a failed sign-in is counted, a reused refresh token ends its
 -- session) is returned, not raised, so that the transaction commits. It returns NULL, with status
 -- 401 and the reason in the X-Auth-Error header (and a NOTICE for SQL clients): never a value a
@@ -394,6 +410,7 @@ DECLARE
     reused uuid;
     lifetime integer := auth_internal.setting('jwt_lifetime')::int;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.refresh_token');
     SELECT * INTO t FROM auth_internal.new_token();
     UPDATE auth.sessions AS x
     SET token_hash = t.token_hash, refreshed_at = now(),
@@ -459,6 +476,7 @@ DECLARE
     idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.login');
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
@@ -782,6 +800,7 @@ DECLARE
     key bytea;
     locked timestamptz;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.change_password');
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN

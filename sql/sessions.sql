@@ -101,6 +101,21 @@ BEGIN
 END
 $$;
 
+-- The functions that record a refusal refuse to run in a read-only transaction, before they check
+-- anything: PostgREST runs GET /rpc/... read-only yet still calls the function, whose first write
+-- would then fail at a different statement for a right and a wrong password, telling them apart
+-- while nothing is counted.
+CREATE FUNCTION auth_internal.require_read_write(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION '% records failed attempts and needs a read-write transaction (through PostgREST: POST, not GET)', what
+            USING ERRCODE = '25006';
+    END IF;
+END
+$$;
+
 -- A request header as PostgREST passed it (names are lower case), or NULL; NULL too when a SQL
 -- caller set request.headers to something that is no JSON (a failing audit trigger or login must
 -- not hand such a caller a way around the failure count).
@@ -149,6 +164,7 @@ DECLARE
     idle integer := auth_internal.setting('session_idle_timeout')::int;
     result jsonb;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.login');
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
     IF locked > now() THEN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
@@ -391,6 +407,7 @@ DECLARE
     reused uuid;
     lifetime integer := auth_internal.setting('jwt_lifetime')::int;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.refresh_token');
     SELECT * INTO t FROM auth_internal.new_token();
     UPDATE auth.sessions AS x
     SET token_hash = t.token_hash, refreshed_at = now(),

@@ -119,6 +119,7 @@ DECLARE
     key bytea;
     locked timestamptz;
 BEGIN
+    PERFORM auth_internal.require_read_write('auth.change_password');
     SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
     SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
     IF me.id IS NULL THEN

@@ -613,3 +613,19 @@ def test_a_result_filter_cannot_roll_a_failed_sign_in_back(app, clients):
                for i in range(MAX_FAILURES + 1)]
     assert answers == [401] * MAX_FAILURES + [429], answers
     app.execute("DELETE FROM auth.login_attempts")
+
+
+def test_a_sign_in_through_get_is_refused_before_any_check(app, clients):
+    """Live attack on 0.3.0: PostgREST runs GET /rpc/login in a read-only transaction but still
+    calls the function; its first write then failed at one statement for a wrong password and at
+    another for a right one, an oracle with nothing counted. auth.login now refuses a read-only
+    transaction before it checks anything: the same answer either way."""
+    _, _, email = signed_up(app, clients, "get")
+    answers = []
+    for password in ("a wrong guess", PASSWORD):
+        resp = clients().get(f"/rpc/login?email={email}&password={password}",
+                             headers={"Content-Type": "application/json"})
+        answers.append((resp.status_code, resp.json().get("message")))
+    assert answers[0] == answers[1], answers
+    assert "needs a read-write transaction" in answers[0][1], answers
+    assert app.one("SELECT count(*) FROM auth.login_attempts") == 0
