@@ -1038,6 +1038,28 @@ END
 $$;
 
 
+-- A reset request refuses a read-only transaction first (no known/unknown email oracle).
+CREATE OR REPLACE FUNCTION auth.request_password_reset(email text, valid_for interval DEFAULT '1 hour') RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+    t record;
+BEGIN
+    -- Read-only, a known email would fail at the INSERT and an unknown one not: refused first.
+    PERFORM auth_internal.require_read_write('auth.request_password_reset');
+    SELECT id INTO target FROM auth.users u
+    WHERE lower(u.email) = lower(request_password_reset.email) AND NOT u.disabled;
+    IF target IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO t FROM auth_internal.new_reset_token();
+    INSERT INTO auth.password_resets (token_hash, user_id, expires_at) VALUES (t.token_hash, target, now() + valid_for);
+    RETURN t.token;
+END
+$$;
+
+
 -- Who may call what. Closed by default: no function of schema auth is executable by PUBLIC
 -- except the public API below. Internal helpers (hashing, cookies, settings, key parsing) and
 -- everything that manages keys, users and sessions are for the owner, or for roles granted

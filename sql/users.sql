@@ -160,6 +160,8 @@ DECLARE
     target uuid;
     t record;
 BEGIN
+    -- Read-only, a known email would fail at the INSERT and an unknown one not: refused first.
+    PERFORM auth_internal.require_read_write('auth.request_password_reset');
     SELECT id INTO target FROM auth.users u
     WHERE lower(u.email) = lower(request_password_reset.email) AND NOT u.disabled;
     IF target IS NULL THEN

@@ -374,3 +374,16 @@ def test_a_login_jwt_switches_role_with_a_dotted_role_claim(admin):
                               ("SELECT current_user::text", ())) == "sec_user"
     finally:
         admin.execute("RESET pg_auth.role_claim")
+
+
+def test_a_reset_request_refuses_a_read_only_transaction_for_known_and_unknown_emails(admin):
+    """Read-only (PostgREST's GET), a known email used to fail at the INSERT and an unknown one
+    not: an email oracle. Refused first now, the same for both."""
+    email = f"ro-{uuid.uuid4().hex[:8]}@example.com"
+    one(admin, "SELECT auth.register(%s, %s, role => 'sec_user')", (email, PASSWORD))
+    for who in (email, f"nobody-{uuid.uuid4().hex[:8]}@example.com"):
+        with pytest.raises(psycopg.Error) as e:
+            with admin.transaction():
+                admin.execute("SET TRANSACTION READ ONLY")
+                admin.execute("SELECT auth.request_password_reset(%s)", (who,))
+        assert e.value.sqlstate == "25006" and "needs a read-write transaction" in str(e.value)
