@@ -115,33 +115,36 @@ fn from_request(request: &Request) -> std::result::Result<(), (AuthError, Option
 fn establish(found: Found, from_postgrest: impl Fn() -> bool) -> Result<String> {
     session_store::forget();
     let (claims, role, held) = match found {
-        // Only an API key may come from the API-key header.
-        Found::Token(token, Source::ApiKey) if credential(&token) != Credential::ApiKey => {
-            return Err(AuthError::ApiKeyInvalid)
-        }
-        Found::Token(token, _) if credential(&token) == Credential::Session => {
-            let (claims, role, held) = session_store::claims_for_token(&token)?;
-            (claims, Some(role), Some(held))
-        }
-        Found::Token(token, _) if credential(&token) == Credential::ApiKey => {
-            let (claims, role) = api_keys::claims_for_key(&token)?;
-            refuse_bypassing_role(&role)?;
-            (claims, Some(role), None)
-        }
+        Found::Nothing => return anonymous(from_postgrest()),
         Found::Basic { user, password } => {
             let (claims, role) = basic::claims_for_basic(&user, &password)?;
             refuse_bypassing_role(&role)?;
             (claims, Some(role), None)
         }
-        Found::Token(token, _) => {
-            let verified = keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
-            let claims = verified.claims()?;
-            let held = session_store::check_sid(&claims, verified.issued_here)?;
-            let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
-            let role = role_claim(&claims, &role_path)?.map(str::to_string);
-            (claims, role, held)
-        }
-        Found::Nothing => return anonymous(from_postgrest()),
+        Found::Token(token, source) => match (credential(&token), source) {
+            // Only an API key may come from the API-key header.
+            (kind, Source::ApiKey) if kind != Credential::ApiKey => {
+                return Err(AuthError::ApiKeyInvalid)
+            }
+            (Credential::Session, _) => {
+                let (claims, role, held) = session_store::claims_for_token(&token)?;
+                (claims, Some(role), Some(held))
+            }
+            (Credential::ApiKey, _) => {
+                let (claims, role) = api_keys::claims_for_key(&token)?;
+                refuse_bypassing_role(&role)?;
+                (claims, Some(role), None)
+            }
+            (Credential::Jwt, _) => {
+                let verified =
+                    keyring::ring()?.verify(&token, &verify_options()?, keyring::now())?;
+                let claims = verified.claims()?;
+                let held = session_store::check_sid(&claims, verified.issued_here)?;
+                let role_path = text(&s::ROLE_CLAIM).unwrap_or_else(|| "role".into());
+                let role = role_claim(&claims, &role_path)?.map(str::to_string);
+                (claims, role, held)
+            }
+        },
     };
     check_not_revoked(&claims)?;
     if !s::CLAIMS_ONLY.get() {
