@@ -30,6 +30,59 @@ CREATE INDEX audit_log_user_id ON auth.audit_log (user_id, at);
 REVOKE ALL ON auth.audit_log FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.audit_log', '');
 
+-- Whether pg_auth.audit is on. Plain SQL with every name qualified, so it is inlined where it is
+-- used (the triggers' WHEN) and no caller's search_path reaches it.
+CREATE FUNCTION auth_internal.auditing() RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true))
+           OPERATOR(pg_catalog.=) ANY (ARRAY['on', 'true', 'yes', '1'])
+$$;
+
+-- The client as PostgREST describes it: IP (the first X-Forwarded-For entry, else X-Real-IP,
+-- at most 64 characters) and user agent (at most 512); NULL outside PostgREST, and when a SQL
+-- caller set request.headers to something that is no JSON.
+CREATE FUNCTION auth_internal.client(OUT ip text, OUT user_agent text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    headers jsonb;
+BEGIN
+    BEGIN
+        headers := nullif(current_setting('request.headers', true), '')::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        headers := NULL;
+    END;
+    ip := left(coalesce(split_part(headers ->> 'x-forwarded-for', ',', 1), headers ->> 'x-real-ip'), 64);
+    user_agent := left(headers ->> 'user-agent', 512);
+END
+$$;
+
+-- Records `events` about a user (or an email tried), a session or an API key, with the request's
+-- actor, IP and user agent.
+CREATE FUNCTION auth_internal.record_audit(events text[], user_id uuid, email_key bytea, session_id uuid,
+                                           api_key_id uuid, detail jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    actor uuid;
+BEGIN
+    IF coalesce(cardinality(events), 0) = 0 THEN
+        RETURN;
+    END IF;
+    BEGIN
+        actor := auth.uid();
+    EXCEPTION WHEN OTHERS THEN  -- claims changed by hand: no actor rather than no audit
+        actor := NULL;
+    END;
+    INSERT INTO auth.audit_log (event, user_id, email_key, session_id, api_key_id, actor_id, ip, user_agent, detail)
+    SELECT e, record_audit.user_id, record_audit.email_key, record_audit.session_id, record_audit.api_key_id,
+           actor, c.ip, c.user_agent, coalesce(record_audit.detail, '{}')
+    FROM unnest(events) WITH ORDINALITY AS x(e, n), auth_internal.client() AS c
+    ORDER BY x.n;
+END
+$$;
+
 -- One row trigger for every audited table: what changed, told as events.
 CREATE FUNCTION auth_internal.audit_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -41,8 +94,6 @@ DECLARE
     session_id uuid;
     api_key_id uuid;
     detail jsonb := '{}';
-    actor uuid;
-    event text;
 BEGIN
     CASE TG_TABLE_NAME
     WHEN 'sessions' THEN
@@ -136,21 +187,7 @@ BEGIN
             detail := jsonb_build_object('jti', NEW.jti);
         END IF;
     END CASE;
-    IF cardinality(events) = 0 THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        actor := auth.uid();
-    EXCEPTION WHEN OTHERS THEN  -- claims changed by hand: no actor rather than no audit
-        actor := NULL;
-    END;
-    FOREACH event IN ARRAY events LOOP
-        INSERT INTO auth.audit_log (event, user_id, email_key, session_id, api_key_id, actor_id, ip, user_agent, detail)
-        VALUES (event, user_id, email_key, session_id, api_key_id, actor,
-                left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
-                              auth_internal.request_header('x-real-ip')), 64),
-                left(auth_internal.request_header('user-agent'), 512), detail);
-    END LOOP;
+    PERFORM auth_internal.record_audit(events, user_id, email_key, session_id, api_key_id, detail);
     RETURN NULL;
 END
 $$;

@@ -439,12 +439,8 @@ BEGIN
     RETURNING x.id INTO reused;
     IF FOUND THEN
         RAISE LOG 'pg_auth: refresh token reused; session % ended', reused;
-        IF lower(current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1') THEN
-            INSERT INTO auth.audit_log (event, user_id, session_id, ip, user_agent)
-            SELECT 'refresh_token_reused', x.user_id, x.id,
-                   left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
-                                 auth_internal.request_header('x-real-ip')), 64),
-                   left(auth_internal.request_header('user-agent'), 512)
+        IF auth_internal.auditing() THEN
+            PERFORM auth_internal.record_audit('{refresh_token_reused}', x.user_id, NULL, x.id, NULL, NULL)
             FROM auth.sessions x WHERE x.id = reused;
         END IF;
         RETURN auth_internal.refuse('PA017', 'refresh token already used; the session is ended, sign in again');
@@ -510,9 +506,9 @@ BEGIN
     WHERE id = u.id;
     SELECT * INTO t FROM auth_internal.new_token();
     INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
-    VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
-            left(auth_internal.request_header('user-agent'), 512),
-            left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1), auth_internal.request_header('x-real-ip')), 64))
+    SELECT t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
+           c.user_agent, c.ip
+    FROM auth_internal.client() AS c
     RETURNING id INTO new_session;
     PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
@@ -856,6 +852,59 @@ CREATE INDEX audit_log_user_id ON auth.audit_log (user_id, at);
 REVOKE ALL ON auth.audit_log FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.audit_log', '');
 
+-- Whether pg_auth.audit is on. Plain SQL with every name qualified, so it is inlined where it is
+-- used (the triggers' WHEN) and no caller's search_path reaches it.
+CREATE FUNCTION auth_internal.auditing() RETURNS boolean
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true))
+           OPERATOR(pg_catalog.=) ANY (ARRAY['on', 'true', 'yes', '1'])
+$$;
+
+-- The client as PostgREST describes it: IP (the first X-Forwarded-For entry, else X-Real-IP,
+-- at most 64 characters) and user agent (at most 512); NULL outside PostgREST, and when a SQL
+-- caller set request.headers to something that is no JSON.
+CREATE FUNCTION auth_internal.client(OUT ip text, OUT user_agent text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    headers jsonb;
+BEGIN
+    BEGIN
+        headers := nullif(current_setting('request.headers', true), '')::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        headers := NULL;
+    END;
+    ip := left(coalesce(split_part(headers ->> 'x-forwarded-for', ',', 1), headers ->> 'x-real-ip'), 64);
+    user_agent := left(headers ->> 'user-agent', 512);
+END
+$$;
+
+-- Records `events` about a user (or an email tried), a session or an API key, with the request's
+-- actor, IP and user agent.
+CREATE FUNCTION auth_internal.record_audit(events text[], user_id uuid, email_key bytea, session_id uuid,
+                                           api_key_id uuid, detail jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    actor uuid;
+BEGIN
+    IF coalesce(cardinality(events), 0) = 0 THEN
+        RETURN;
+    END IF;
+    BEGIN
+        actor := auth.uid();
+    EXCEPTION WHEN OTHERS THEN  -- claims changed by hand: no actor rather than no audit
+        actor := NULL;
+    END;
+    INSERT INTO auth.audit_log (event, user_id, email_key, session_id, api_key_id, actor_id, ip, user_agent, detail)
+    SELECT e, record_audit.user_id, record_audit.email_key, record_audit.session_id, record_audit.api_key_id,
+           actor, c.ip, c.user_agent, coalesce(record_audit.detail, '{}')
+    FROM unnest(events) WITH ORDINALITY AS x(e, n), auth_internal.client() AS c
+    ORDER BY x.n;
+END
+$$;
+
 -- One row trigger for every audited table: what changed, told as events.
 CREATE FUNCTION auth_internal.audit_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -867,8 +916,6 @@ DECLARE
     session_id uuid;
     api_key_id uuid;
     detail jsonb := '{}';
-    actor uuid;
-    event text;
 BEGIN
     CASE TG_TABLE_NAME
     WHEN 'sessions' THEN
@@ -962,21 +1009,7 @@ BEGIN
             detail := jsonb_build_object('jti', NEW.jti);
         END IF;
     END CASE;
-    IF cardinality(events) = 0 THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        actor := auth.uid();
-    EXCEPTION WHEN OTHERS THEN  -- claims changed by hand: no actor rather than no audit
-        actor := NULL;
-    END;
-    FOREACH event IN ARRAY events LOOP
-        INSERT INTO auth.audit_log (event, user_id, email_key, session_id, api_key_id, actor_id, ip, user_agent, detail)
-        VALUES (event, user_id, email_key, session_id, api_key_id, actor,
-                left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
-                              auth_internal.request_header('x-real-ip')), 64),
-                left(auth_internal.request_header('user-agent'), 512), detail);
-    END LOOP;
+    PERFORM auth_internal.record_audit(events, user_id, email_key, session_id, api_key_id, detail);
     RETURN NULL;
 END
 $$;
@@ -984,19 +1017,19 @@ $$;
 -- The audit trail's triggers (sql/audit.sql): one per audited table, all calling
 -- auth_internal.audit_change(). The WHEN keeps the cost of an unaudited write to a check of the setting.
 CREATE TRIGGER sessions_audit AFTER INSERT OR UPDATE ON auth.sessions FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER users_audit AFTER INSERT OR UPDATE OR DELETE ON auth.users FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER login_attempts_audit AFTER INSERT OR UPDATE ON auth.login_attempts FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER password_resets_audit AFTER INSERT OR UPDATE ON auth.password_resets FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER api_keys_audit AFTER INSERT OR UPDATE ON auth.api_keys FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER keys_audit AFTER INSERT OR UPDATE OR DELETE ON auth.keys FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER revoked_tokens_audit AFTER INSERT ON auth.revoked_tokens FOR EACH ROW
-    WHEN (pg_catalog.lower(pg_catalog.current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1')) EXECUTE FUNCTION auth_internal.audit_change();
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 
 -- Deletes sessions, reset tokens and revocations that can no longer matter; returns how many.
 -- Schedule it, e.g. with pg_cron:  SELECT cron.schedule('0 * * * *', 'SELECT auth.cleanup_expired()');

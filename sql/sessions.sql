@@ -198,9 +198,9 @@ BEGIN
     WHERE id = u.id;
     SELECT * INTO t FROM auth_internal.new_token();
     INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
-    VALUES (t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
-            left(auth_internal.request_header('user-agent'), 512),
-            left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1), auth_internal.request_header('x-real-ip')), 64))
+    SELECT t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
+           c.user_agent, c.ip
+    FROM auth_internal.client() AS c
     RETURNING id INTO new_session;
     PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
@@ -436,12 +436,8 @@ BEGIN
     RETURNING x.id INTO reused;
     IF FOUND THEN
         RAISE LOG 'pg_auth: refresh token reused; session % ended', reused;
-        IF lower(current_setting('pg_auth.audit', true)) IN ('on', 'true', 'yes', '1') THEN
-            INSERT INTO auth.audit_log (event, user_id, session_id, ip, user_agent)
-            SELECT 'refresh_token_reused', x.user_id, x.id,
-                   left(coalesce(split_part(auth_internal.request_header('x-forwarded-for'), ',', 1),
-                                 auth_internal.request_header('x-real-ip')), 64),
-                   left(auth_internal.request_header('user-agent'), 512)
+        IF auth_internal.auditing() THEN
+            PERFORM auth_internal.record_audit('{refresh_token_reused}', x.user_id, NULL, x.id, NULL, NULL)
             FROM auth.sessions x WHERE x.id = reused;
         END IF;
         RETURN auth_internal.refuse('PA017', 'refresh token already used; the session is ended, sign in again');
