@@ -34,7 +34,7 @@ CREATE FUNCTION auth.create_api_key(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    reserved text[] := ARRAY['sub', 'role', 'email', 'key_id', 'key_name', 'sid', 'jti', 'exp', 'nbf', 'iat', 'iss', 'aud'];
+    reserved text[] := auth_internal.api_key_reserved_claims();
     clash text;
     t record;
     new_id uuid;

@@ -61,6 +61,10 @@ ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_changed;
 ALTER TABLE auth.keys ENABLE ALWAYS TRIGGER keys_row_changed;
 
 -- API keys (sql/api_keys.sql).
+CREATE FUNCTION auth_internal."api_key_reserved_claims"() RETURNS TEXT[] /* Vec < String > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'api_key_reserved_claims_wrapper';
 CREATE FUNCTION auth_internal."publishable_json"(
 	"json" TEXT /* & str */
 ) RETURNS TEXT /* core::option::Option<alloc::string::String> */
@@ -105,7 +109,7 @@ CREATE FUNCTION auth.create_api_key(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    reserved text[] := ARRAY['sub', 'role', 'email', 'key_id', 'key_name', 'sid', 'jti', 'exp', 'nbf', 'iat', 'iss', 'aud'];
+    reserved text[] := auth_internal.api_key_reserved_claims();
     clash text;
     t record;
     new_id uuid;

@@ -26,8 +26,8 @@ static BY_HASH: Lookup = Lookup {
     optional: &[],
 };
 
-/// Claims a key's own `claims` may not set: pg_auth sets them (auth.create_api_key refuses them
-/// too, with a clear error; this holds for a row edited by hand).
+/// Claims a key's own `claims` may not set: pg_auth sets them. auth.create_api_key refuses them
+/// with a clear error (it reads this list); here they are dropped from a row edited by hand.
 const RESERVED_CLAIMS: &[&str] = &[
     "sub", "role", "email", "key_id", "key_name", "sid", "jti", "exp", "nbf", "iat", "iss", "aud",
 ];
@@ -101,4 +101,16 @@ pub fn claims_for_key(key: &str) -> Result<(Map<String, Value>, String)> {
 
 fn uuid_text(id: pgrx::Uuid) -> String {
     uuid::Uuid::from_bytes(*id.as_bytes()).to_string()
+}
+
+#[pgrx::pg_schema]
+mod auth_internal {
+    /// The claims an API key's own `claims` may not set, for auth.create_api_key.
+    #[pgrx::pg_extern(immutable, parallel_safe)]
+    fn api_key_reserved_claims() -> Vec<String> {
+        super::RESERVED_CLAIMS
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
 }

@@ -104,6 +104,7 @@ extension_sql_file!(
     requires = [
         "users",
         api::users::auth_internal::new_api_key,
+        api_keys::auth_internal::api_key_reserved_claims,
         api::users::auth_internal::publishable_json,
         api::users::auth_internal::setting,
         api::users::auth_internal::raise_error
