@@ -14,7 +14,7 @@ import pytest
 
 from conftest import PG_BIN, PGHOST, PGPORT, PGUSER, connect, one
 
-RELEASES = ["0.1.0", "0.2.0"]
+RELEASES = ["0.1.0", "0.2.0", "0.3.0"]
 PASSWORD = "correct horse battery staple"
 
 # Every object of schema auth, described from the catalog in a form independent of creation

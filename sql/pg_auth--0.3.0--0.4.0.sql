@@ -1,0 +1,1 @@
+-- pg_auth 0.3.0 → 0.4.0. Applied by ALTER EXTENSION pg_auth UPDATE.
