@@ -28,5 +28,7 @@ GRANT EXECUTE ON FUNCTION
     auth.email(),
     auth.claim(text),
     auth.session_id(),
+    auth.aal(),
+    auth.mfa_satisfied(),
     auth.as_uuid(text)
 TO PUBLIC;

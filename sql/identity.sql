@@ -27,6 +27,12 @@ CREATE FUNCTION auth.claim(path text) RETURNS text
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.#>>) pg_catalog.string_to_array(path, '.') $$;
 
+-- The authenticator assurance level of the request: aal1 (one factor), aal2 (a second factor
+-- verified in this session); NULL for credentials that carry none (API keys, foreign JWTs).
+CREATE FUNCTION auth.aal() RETURNS text
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+AS $$ SELECT auth.jwt() OPERATOR(pg_catalog.->>) 'aal' $$;
+
 -- The current session's id (the `sid` claim), for auth.logout() and friends.
 CREATE FUNCTION auth.session_id() RETURNS uuid
 LANGUAGE sql STABLE PARALLEL RESTRICTED

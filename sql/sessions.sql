@@ -23,7 +23,10 @@ CREATE TABLE auth.sessions (
     -- auth.authenticate read auth.users instead.
     user_role     text,
     user_email    text,
-    user_disabled boolean
+    user_disabled boolean,
+    -- Authenticator assurance level: aal1 after one factor (password, code, identity provider),
+    -- aal2 once a second factor was verified in this session (sql/second_factor.sql).
+    aal           text NOT NULL DEFAULT 'aal1' CHECK (aal IN ('aal1', 'aal2'))
 );
 CREATE INDEX sessions_user_id ON auth.sessions (user_id);
 REVOKE ALL ON auth.sessions FROM PUBLIC;
@@ -159,10 +162,6 @@ DECLARE
     locked timestamptz;
     ok boolean;
     locked_hash text;
-    new_session uuid;
-    lifetime integer := auth_internal.setting('session_lifetime')::int;
-    idle integer := auth_internal.setting('session_idle_timeout')::int;
-    result jsonb;
 BEGIN
     PERFORM auth_internal.require_read_write('auth.login');
     SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
@@ -192,28 +191,53 @@ BEGIN
         RETURN auth_internal.refuse('28P01', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
-    PERFORM auth_internal.make_room_for_session(u.id);
     UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
                                                THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
+    RETURN auth_internal.start_session(u.id, return_jwt);
+END
+$$;
+
+-- A new session for user `user_id` (the caller checked the first factor and holds the user row
+-- lock): its cookie appended to response.headers, and {user_id, session_id, token, expires_at,
+-- aal, mfa_enrolled} (plus a short-lived JWT carrying `sid` when return_jwt). Every way of signing
+-- in ends here: pg_auth.require_verified_email and the session limit are checked once.
+CREATE FUNCTION auth_internal.start_session(user_id uuid, return_jwt boolean) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    new_session uuid;
+    lifetime integer := auth_internal.setting('session_lifetime')::int;
+    idle integer := auth_internal.setting('session_idle_timeout')::int;
+    result jsonb;
+BEGIN
+    IF auth_internal.setting('require_verified_email')::boolean
+       AND NOT EXISTS (SELECT FROM auth.users u WHERE u.id = start_session.user_id AND u.email_verified) THEN
+        PERFORM auth_internal.raise_error('email_not_verified');
+    END IF;
+    PERFORM auth_internal.make_room_for_session(start_session.user_id);
     SELECT * INTO t FROM auth_internal.new_token();
     INSERT INTO auth.sessions (token_hash, user_id, expires_at, idle_expires_at, user_agent, ip)
-    SELECT t.token_hash, u.id, now() + make_interval(secs => lifetime), now() + make_interval(secs => least(idle, lifetime)),
-           c.user_agent, c.ip
+    SELECT t.token_hash, start_session.user_id, now() + make_interval(secs => lifetime),
+           now() + make_interval(secs => least(idle, lifetime)), c.user_agent, c.ip
     FROM auth_internal.client() AS c
     RETURNING id INTO new_session;
     PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
-    result := jsonb_build_object('user_id', u.id, 'session_id', new_session, 'token', t.token,
-                                 'expires_at', now() + make_interval(secs => lifetime));
+    result := jsonb_build_object('user_id', start_session.user_id, 'session_id', new_session, 'token', t.token,
+                                 'expires_at', now() + make_interval(secs => lifetime), 'aal', 'aal1',
+                                 'mfa_enrolled', EXISTS (SELECT FROM auth.mfa_factors f
+                                                         WHERE f.user_id = start_session.user_id
+                                                           AND f.confirmed_at IS NOT NULL));
     IF return_jwt THEN
-        result := result || jsonb_build_object('jwt', auth_internal.session_jwt(u.id, new_session));
+        result := result || jsonb_build_object('jwt', auth_internal.session_jwt(start_session.user_id, new_session));
     END IF;
     RETURN result;
 END
 $$;
 
--- A short-lived JWT for session `session_id` of user `user_id` (sub, role, email, sid, jti, iat,
--- exp after pg_auth.jwt_lifetime; the role also at a dotted pg_auth.role_claim), through the
+-- A short-lived JWT for session `session_id` of user `user_id` (sub, role, email, sid, aal, jti,
+-- iat, exp after pg_auth.jwt_lifetime; the role also at a dotted pg_auth.role_claim), through the
 -- claims hook, signed with the ring.
 CREATE FUNCTION auth_internal.session_jwt(user_id uuid, session_id uuid) RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -229,7 +253,8 @@ BEGIN
         role_claim := jsonb_build_object(role_path[i], role_claim);
     END LOOP;
     RETURN auth.sign_jwt(auth_internal.apply_claims_hook(u.id, jsonb_build_object(
-        'sub', u.id, 'role', u.role, 'email', u.email, 'sid', session_jwt.session_id, 'jti', gen_random_uuid(),
+        'sub', u.id, 'role', u.role, 'email', u.email, 'sid', session_jwt.session_id,
+        'aal', (SELECT s.aal FROM auth.sessions s WHERE s.id = session_jwt.session_id), 'jti', gen_random_uuid(),
         'iat', extract(epoch FROM now())::bigint,
         'exp', extract(epoch FROM now())::bigint + auth_internal.setting('jwt_lifetime')::int) || role_claim));
 END
@@ -239,7 +264,7 @@ $$;
 -- calls with the claims of the JWT it is about to issue; what it returns is signed instead (tenant
 -- ids, feature flags), like Supabase's custom access token hook. It must be SECURITY DEFINER and
 -- owned by a role that is no superuser, so it runs with that role's rights; that role decides the
--- claims of every JWT pg_auth issues. It may not change sub, sid, exp, iat or jti; when it fails
+-- claims of every JWT pg_auth issues. It may not change sub, sid, aal, exp, iat or jti; when it fails
 -- or breaks a rule, the sign-in is refused (PA022) and leaves nothing behind.
 CREATE FUNCTION auth_internal.apply_claims_hook(user_id uuid, claims jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -277,7 +302,7 @@ BEGIN
         PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s returned no JSON object', fn));
     END IF;
     SELECT string_agg(k, ', ' ORDER BY k) INTO changed
-    FROM unnest(ARRAY['exp', 'iat', 'jti', 'sid', 'sub']) AS k WHERE result -> k IS DISTINCT FROM claims -> k;
+    FROM unnest(ARRAY['aal', 'exp', 'iat', 'jti', 'sid', 'sub']) AS k WHERE result -> k IS DISTINCT FROM claims -> k;
     IF changed IS NOT NULL THEN
         PERFORM auth_internal.raise_error('claims_hook', format('the claims hook %s may not change %s', fn, changed));
     END IF;

@@ -29,7 +29,8 @@ static BY_HASH: Lookup = Lookup {
 /// Claims a key's own `claims` may not set: pg_auth sets them. auth.create_api_key refuses them
 /// with a clear error (it reads this list); here they are dropped from a row edited by hand.
 const RESERVED_CLAIMS: &[&str] = &[
-    "sub", "role", "email", "key_id", "key_name", "sid", "jti", "exp", "nbf", "iat", "iss", "aud",
+    "sub", "role", "email", "key_id", "key_name", "sid", "aal", "jti", "exp", "nbf", "iat", "iss",
+    "aud",
 ];
 
 struct KeyRow {

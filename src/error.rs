@@ -57,6 +57,18 @@ pub enum AuthError {
     SessionLimit(String),
     /// `pg_auth.claims_hook` failed, is not a usable function, or broke a rule.
     ClaimsHook(String),
+    /// A one-time code or link that is wrong, used, expired or spent by too many wrong tries.
+    CodeInvalid,
+    /// `pg_auth.require_verified_email`: the account's email is not verified yet.
+    EmailNotVerified,
+    /// A second-factor code (TOTP or recovery code) that is wrong or used before.
+    SecondFactorInvalid(String),
+    /// The account's second factor is not in the state the call needs (none enrolled, already
+    /// enrolled, not yet confirmed).
+    SecondFactorState(String),
+    /// An identity provider's token is valid, but it may not sign in here: the email belongs to
+    /// an account it is not linked to, sign-up is off, the identity belongs to someone else.
+    IdentityRefused(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -104,7 +116,17 @@ impl fmt::Display for AuthError {
             }
             AuthError::JsonRequired => f.write_str("this request must be sent as application/json"),
             AuthError::ApiKeyInvalid => f.write_str("API key unknown, revoked or expired"),
-            AuthError::SessionLimit(why) | AuthError::ClaimsHook(why) => f.write_str(why),
+            AuthError::SessionLimit(why)
+            | AuthError::ClaimsHook(why)
+            | AuthError::SecondFactorInvalid(why)
+            | AuthError::SecondFactorState(why)
+            | AuthError::IdentityRefused(why) => f.write_str(why),
+            AuthError::CodeInvalid => {
+                f.write_str("the code or link is wrong, used or expired; request a new one")
+            }
+            AuthError::EmailNotVerified => f.write_str(
+                "the email address of this account is not verified yet; verify it with the code or link sent to it",
+            ),
             AuthError::ClaimsChanged => f.write_str(
                 "request.jwt.claims was changed after auth.authenticate() in this transaction; \
                  auth.jwt() and auth.uid() answer only for the token auth.authenticate verified",
@@ -123,7 +145,8 @@ impl AuthError {
             AuthError::TooManyAttempts(_) => 429,
             AuthError::ResetTokenInvalid => 400,
             AuthError::JsonRequired => 415,
-            AuthError::SessionLimit(_) => 409,
+            AuthError::SessionLimit(_) | AuthError::SecondFactorState(_) => 409,
+            AuthError::EmailNotVerified | AuthError::IdentityRefused(_) => 403,
             AuthError::InvalidKey(_)
             | AuthError::ClaimsHook(_)
             | AuthError::Storage(_)

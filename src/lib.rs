@@ -19,6 +19,7 @@ pub mod password;
 pub mod request;
 pub mod response;
 pub mod session;
+pub mod totp;
 
 mod api;
 mod api_keys;
@@ -111,6 +112,35 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/second_factor.sql",
+    name = "second_factor",
+    requires = [
+        "sessions",
+        "identity",
+        api::users::auth_internal::hash_token,
+        api::users::auth_internal::setting,
+        api::users::auth_internal::raise_error,
+        api::one_time::auth_internal::new_totp_secret,
+        api::one_time::auth_internal::totp_secret_text,
+        api::one_time::auth_internal::totp_uri,
+        api::one_time::auth_internal::totp_matching_step,
+        api::one_time::auth_internal::new_recovery_codes,
+        api::one_time::auth_internal::normalize_recovery_code
+    ]
+);
+extension_sql_file!(
+    "../sql/one_time_codes.sql",
+    name = "one_time_codes",
+    requires = [
+        "second_factor",
+        api::users::auth_internal::hash_token,
+        api::users::auth_internal::setting,
+        api::users::auth_internal::raise_error,
+        api::one_time::auth_internal::new_short_code,
+        api::one_time::auth_internal::new_link_token
+    ]
+);
+extension_sql_file!(
     "../sql/policies.sql",
     name = "policies",
     requires = ["identity"]
@@ -118,7 +148,15 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/audit_triggers.sql",
     name = "audit_triggers",
-    requires = ["audit", "sessions", "api_keys", "keys", "revocation"]
+    requires = [
+        "audit",
+        "sessions",
+        "api_keys",
+        "keys",
+        "revocation",
+        "second_factor",
+        "one_time_codes"
+    ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

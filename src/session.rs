@@ -16,6 +16,8 @@ pub enum TokenKind {
     Session,
     PasswordReset,
     ApiKey,
+    /// A one-time link (sign-in, email verification, email change).
+    Link,
 }
 
 impl TokenKind {
@@ -25,6 +27,7 @@ impl TokenKind {
             TokenKind::PasswordReset => "par_",
             // Secret scanners find leaked keys by this prefix and the 43 characters after it.
             TokenKind::ApiKey => "pak_",
+            TokenKind::Link => "pal_",
         }
     }
 }
@@ -43,6 +46,20 @@ pub fn new_token(kind: TokenKind) -> (String, Vec<u8>) {
     let token = format!("{}{}", kind.prefix(), random_token(TOKEN_BYTES));
     let hash = hash_token(&token);
     (token, hash)
+}
+
+/// A short one-time code for the application to send (sign-in, email verification): six digits,
+/// uniformly drawn (rejection sampling: no code is likelier than another).
+pub fn new_short_code() -> String {
+    use rand::RngCore;
+    let bound = 1_000_000u32;
+    let zone = u32::MAX - u32::MAX % bound;
+    loop {
+        let n = rand::rngs::OsRng.next_u32();
+        if n < zone {
+            return format!("{:06}", n % bound);
+        }
+    }
 }
 
 pub fn hash_token(token: &str) -> Vec<u8> {
@@ -107,6 +124,15 @@ pub fn unix_seconds(micros: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn short_codes_are_six_digits() {
+        for _ in 0..100 {
+            let code = new_short_code();
+            assert_eq!(code.len(), 6);
+            assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -72,12 +72,14 @@ const SESSION_COLUMNS: &[&str] = &[
     "idle_expires_at",
 ];
 /// Columns later releases added (the refresh grace period in 0.2.0, the copy of the user's
-/// values in 0.3.0): read as NULL until ALTER EXTENSION pg_auth UPDATE adds them.
+/// values in 0.3.0, the assurance level in 0.4.0): read as NULL until ALTER EXTENSION pg_auth
+/// UPDATE adds them.
 const LATER_COLUMNS: &[&str] = &[
     "previous_valid_until",
     "user_role",
     "user_email",
     "user_disabled",
+    "aal",
 ];
 static BY_TOKEN: Lookup = Lookup {
     table: "auth.sessions",
@@ -111,6 +113,8 @@ struct SessionRow {
     times: SessionTimes,
     /// The user's (disabled, role, email) as copied into the row; `None` when not copied.
     user: Option<(bool, String, Option<String>)>,
+    /// aal1 or aal2; aal1 for a database not yet updated to 0.4.0.
+    aal: String,
 }
 
 fn session_row(row: &Row) -> SessionRow {
@@ -122,6 +126,7 @@ fn session_row(row: &Row) -> SessionRow {
         id: row.uuid("id"),
         user_id: row.uuid("user_id"),
         user,
+        aal: row.text("aal").unwrap_or_else(|| "aal1".into()),
         times: SessionTimes {
             revoked: !row.is_null("revoked_at"),
             expires_at: row.timestamp("expires_at").unwrap_or(i64::MIN),
@@ -169,7 +174,7 @@ pub fn transaction_start() -> i64 {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
-/// A session token's claims (`sub`, `role`, `email`, `sid`, `exp`) and the user's role, or
+/// A session token's claims (`sub`, `role`, `email`, `sid`, `aal`, `exp`) and the user's role, or
 /// `SessionInvalid`. The role comes from the user row, whatever `pg_auth.role_claim` says.
 pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held)> {
     let hash = hash_token(token);
@@ -199,6 +204,7 @@ pub fn claims_for_token(token: &str) -> Result<(Map<String, Value>, String, Held
     claims.insert("role".into(), role.clone().into());
     claims.insert("email".into(), email.into());
     claims.insert("sid".into(), held.session_id.to_string().into());
+    claims.insert("aal".into(), session.aal.into());
     claims.insert("exp".into(), session.times.claims_exp().into());
     Ok((claims, role, held))
 }

@@ -49,6 +49,12 @@ pub static ARGON2_PARALLELISM: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static LOGIN_MAX_FAILURES: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static LOGIN_FAILURE_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static LOGIN_COOLDOWN: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static REQUIRE_VERIFIED_EMAIL: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static CODE_MAX_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static CODE_REQUEST_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static CODE_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static TOTP_ISSUER: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"pg_auth"));
 
 fn string(name: &'static CStr, doc: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
     GucRegistry::define_string_guc(
@@ -222,6 +228,37 @@ pub fn define() {
         c"pg_auth.session_limit_mode",
         c"What a login beyond pg_auth.max_sessions_per_user does: end_oldest (ends the oldest sessions) or refuse (PA021).",
         &SESSION_LIMIT_MODE,
+    );
+    boolean(
+        c"pg_auth.require_verified_email",
+        c"Refuse sign-in (PA024) until the account's email is verified (a one-time code or link, or an identity provider that verified it).",
+        &REQUIRE_VERIFIED_EMAIL,
+    );
+    int(
+        c"pg_auth.code_max_requests",
+        c"One-time codes an email may be sent per pg_auth.code_request_window (known or not); more are refused with 429.",
+        &CODE_MAX_REQUESTS,
+        1,
+        1000,
+    );
+    int(
+        c"pg_auth.code_request_window",
+        c"Seconds over which pg_auth.code_max_requests is counted.",
+        &CODE_REQUEST_WINDOW,
+        60,
+        7 * 24 * 3600,
+    );
+    int(
+        c"pg_auth.code_max_attempts",
+        c"Wrong tries that spend a one-time code.",
+        &CODE_MAX_ATTEMPTS,
+        1,
+        100,
+    );
+    string(
+        c"pg_auth.totp_issuer",
+        c"Issuer name authenticator apps show for TOTP factors (auth.enroll_totp).",
+        &TOTP_ISSUER,
     );
     int(
         c"pg_auth.jwt_lifetime",

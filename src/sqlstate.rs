@@ -29,6 +29,11 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::ApiKeyInvalid => "PA020",
         AuthError::SessionLimit(_) => "PA021",
         AuthError::ClaimsHook(_) => "PA022",
+        AuthError::CodeInvalid => "PA023",
+        AuthError::EmailNotVerified => "PA024",
+        AuthError::SecondFactorInvalid(_) => "PA025",
+        AuthError::SecondFactorState(_) => "PA026",
+        AuthError::IdentityRefused(_) => "PA027",
         AuthError::TooManyAttempts(_) => "PA015",
         AuthError::ResetTokenInvalid => "PA016",
         AuthError::NotSignedIn => "PA017",
@@ -185,6 +190,11 @@ mod tests {
             AuthError::ApiKeyInvalid,
             AuthError::SessionLimit(String::new()),
             AuthError::ClaimsHook(String::new()),
+            AuthError::CodeInvalid,
+            AuthError::EmailNotVerified,
+            AuthError::SecondFactorInvalid(String::new()),
+            AuthError::SecondFactorState(String::new()),
+            AuthError::IdentityRefused(String::new()),
         ];
         for kind in &kinds {
             match kind {
@@ -216,7 +226,12 @@ mod tests {
                 | AuthError::JsonRequired
                 | AuthError::ApiKeyInvalid
                 | AuthError::SessionLimit(_)
-                | AuthError::ClaimsHook(_) => {}
+                | AuthError::ClaimsHook(_)
+                | AuthError::CodeInvalid
+                | AuthError::EmailNotVerified
+                | AuthError::SecondFactorInvalid(_)
+                | AuthError::SecondFactorState(_)
+                | AuthError::IdentityRefused(_) => {}
             }
         }
         kinds

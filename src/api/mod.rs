@@ -4,4 +4,5 @@
 pub(crate) mod jsonb;
 pub(crate) mod jwt;
 pub(crate) mod keys;
+pub(crate) mod one_time;
 pub(crate) mod users;

@@ -135,6 +135,15 @@ pub(crate) mod auth_internal {
             "invalid_argument" => AuthError::InvalidArgument(owned("invalid argument")),
             "session_limit" => AuthError::SessionLimit(owned("too many active sessions")),
             "claims_hook" => AuthError::ClaimsHook(owned("the claims hook failed")),
+            "code_invalid" => AuthError::CodeInvalid,
+            "email_not_verified" => AuthError::EmailNotVerified,
+            "second_factor_invalid" => {
+                AuthError::SecondFactorInvalid(owned("the second-factor code is wrong or used"))
+            }
+            "second_factor_state" => AuthError::SecondFactorState(owned("no second factor enrolled")),
+            "identity_refused" => {
+                AuthError::IdentityRefused(owned("this identity may not sign in here"))
+            }
             other => AuthError::InvalidArgument(format!("unknown error kind \"{other}\"")),
         };
         crate::sqlstate::raise_answer(err, s::behind_postgrest(), None)
