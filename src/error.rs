@@ -69,6 +69,8 @@ pub enum AuthError {
     /// An identity provider's token is valid, but it may not sign in here: the email belongs to
     /// an account it is not linked to, sign-up is off, the identity belongs to someone else.
     IdentityRefused(String),
+    /// An identity provider's JWKS could not be fetched or read (the message says why).
+    ProviderUnreachable(String),
 }
 
 pub type Result<T> = std::result::Result<T, AuthError>;
@@ -121,6 +123,9 @@ impl fmt::Display for AuthError {
             | AuthError::SecondFactorInvalid(why)
             | AuthError::SecondFactorState(why)
             | AuthError::IdentityRefused(why) => f.write_str(why),
+            AuthError::ProviderUnreachable(why) => {
+                write!(f, "the identity provider's keys could not be fetched: {why}")
+            }
             AuthError::CodeInvalid => {
                 f.write_str("the code or link is wrong, used or expired; request a new one")
             }
@@ -147,6 +152,7 @@ impl AuthError {
             AuthError::JsonRequired => 415,
             AuthError::SessionLimit(_) | AuthError::SecondFactorState(_) => 409,
             AuthError::EmailNotVerified | AuthError::IdentityRefused(_) => 403,
+            AuthError::ProviderUnreachable(_) => 502,
             AuthError::InvalidKey(_)
             | AuthError::ClaimsHook(_)
             | AuthError::Storage(_)

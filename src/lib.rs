@@ -14,7 +14,9 @@ use pgrx::prelude::*;
 
 pub mod error;
 pub mod identity;
+pub mod jwks_fetch;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod request;
 pub mod response;
@@ -25,6 +27,7 @@ mod api;
 mod api_keys;
 mod authenticate;
 mod basic;
+mod jwks_worker;
 mod keyring;
 mod privileged;
 mod probe;
@@ -141,6 +144,19 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/identity_providers.sql",
+    name = "identity_providers",
+    requires = [
+        "second_factor",
+        api::users::auth_internal::setting,
+        api::users::auth_internal::raise_error,
+        api::oidc::auth_internal::usable_provider_keys,
+        api::oidc::auth_internal::check_jwks_url,
+        api::oidc::auth_internal::fetch_jwks,
+        api::oidc::auth_internal::verify_id_token
+    ]
+);
+extension_sql_file!(
     "../sql/policies.sql",
     name = "policies",
     requires = ["identity"]
@@ -155,7 +171,8 @@ extension_sql_file!(
         "keys",
         "revocation",
         "second_factor",
-        "one_time_codes"
+        "one_time_codes",
+        "identity_providers"
     ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
@@ -163,6 +180,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
+    jwks_worker::define();
     keyring::register_invalidation_callback();
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }

@@ -53,6 +53,7 @@ pub static REQUIRE_VERIFIED_EMAIL: GucSetting<bool> = GucSetting::<bool>::new(fa
 pub static CODE_MAX_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static CODE_REQUEST_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static CODE_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static JWKS_MIN_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TOTP_ISSUER: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pg_auth"));
 
@@ -254,6 +255,13 @@ pub fn define() {
         &CODE_MAX_ATTEMPTS,
         1,
         100,
+    );
+    int(
+        c"pg_auth.jwks_min_refresh_interval",
+        c"Seconds between two fetches of an identity provider's JWKS at least (unknown kids ask for a fetch).",
+        &JWKS_MIN_REFRESH_INTERVAL,
+        1,
+        24 * 3600,
     );
     string(
         c"pg_auth.totp_issuer",

@@ -34,6 +34,7 @@ pub fn sqlstate(err: &AuthError) -> &'static str {
         AuthError::SecondFactorInvalid(_) => "PA025",
         AuthError::SecondFactorState(_) => "PA026",
         AuthError::IdentityRefused(_) => "PA027",
+        AuthError::ProviderUnreachable(_) => "PA028",
         AuthError::TooManyAttempts(_) => "PA015",
         AuthError::ResetTokenInvalid => "PA016",
         AuthError::NotSignedIn => "PA017",
@@ -195,6 +196,7 @@ mod tests {
             AuthError::SecondFactorInvalid(String::new()),
             AuthError::SecondFactorState(String::new()),
             AuthError::IdentityRefused(String::new()),
+            AuthError::ProviderUnreachable(String::new()),
         ];
         for kind in &kinds {
             match kind {
@@ -231,7 +233,8 @@ mod tests {
                 | AuthError::EmailNotVerified
                 | AuthError::SecondFactorInvalid(_)
                 | AuthError::SecondFactorState(_)
-                | AuthError::IdentityRefused(_) => {}
+                | AuthError::IdentityRefused(_)
+                | AuthError::ProviderUnreachable(_) => {}
             }
         }
         kinds

@@ -31,9 +31,17 @@ pub fn code_at(secret: &[u8], step: i64) -> String {
     let mac = hmac::sign(&key, &step.to_be_bytes());
     let mac = mac.as_ref();
     let offset = usize::from(mac[mac.len() - 1] & 0x0f);
-    let binary = u32::from_be_bytes([mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]])
-        & 0x7fff_ffff;
-    format!("{:0width$}", binary % 10u32.pow(DIGITS as u32), width = DIGITS)
+    let binary = u32::from_be_bytes([
+        mac[offset],
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]) & 0x7fff_ffff;
+    format!(
+        "{:0width$}",
+        binary % 10u32.pow(DIGITS as u32),
+        width = DIGITS
+    )
 }
 
 /// The step whose code `code` is, within `WINDOW` steps of `now`, and later than `last_used`
@@ -114,7 +122,11 @@ mod tests {
             (2000000000, "69279037"),
             (20000000000, "65353130"),
         ] {
-            assert_eq!(code_at(RFC_SECRET, step_at(time)), eight[2..], "time {time}");
+            assert_eq!(
+                code_at(RFC_SECRET, step_at(time)),
+                eight[2..],
+                "time {time}"
+            );
         }
     }
 
@@ -124,18 +136,38 @@ mod tests {
         let step = step_at(now);
         let code = code_at(RFC_SECRET, step);
         assert_eq!(matching_step(RFC_SECRET, &code, now, None), Some(step));
-        assert_eq!(matching_step(RFC_SECRET, &code, now + PERIOD, None), Some(step));
-        assert_eq!(matching_step(RFC_SECRET, &code, now - PERIOD, None), Some(step));
-        assert_eq!(matching_step(RFC_SECRET, &code, now + 2 * PERIOD, None), None);
+        assert_eq!(
+            matching_step(RFC_SECRET, &code, now + PERIOD, None),
+            Some(step)
+        );
+        assert_eq!(
+            matching_step(RFC_SECRET, &code, now - PERIOD, None),
+            Some(step)
+        );
+        assert_eq!(
+            matching_step(RFC_SECRET, &code, now + 2 * PERIOD, None),
+            None
+        );
         assert_eq!(matching_step(RFC_SECRET, &code, now, Some(step)), None);
-        assert_eq!(matching_step(RFC_SECRET, &code, now, Some(step - 1)), Some(step));
+        assert_eq!(
+            matching_step(RFC_SECRET, &code, now, Some(step - 1)),
+            Some(step)
+        );
         let spaced = format!("{} {}", &code[..3], &code[3..]);
         assert_eq!(matching_step(RFC_SECRET, &spaced, now, None), Some(step));
     }
 
     #[test]
     fn malformed_codes_never_match() {
-        for bad in ["", "12345", "1234567", "abcdef", "12345６", "-12345", "１２３４５６"] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "abcdef",
+            "12345６",
+            "-12345",
+            "１２３４５６",
+        ] {
             assert_eq!(matching_step(RFC_SECRET, bad, 59, None), None, "{bad:?}");
         }
     }
@@ -155,6 +187,9 @@ mod tests {
         let a = new_recovery_code();
         assert_eq!(a.len(), 11);
         assert_ne!(a, new_recovery_code());
-        assert_eq!(normalize_recovery_code(&a.to_uppercase().replace('-', " ")), a.replace('-', ""));
+        assert_eq!(
+            normalize_recovery_code(&a.to_uppercase().replace('-', " ")),
+            a.replace('-', "")
+        );
     }
 }

@@ -4,5 +4,6 @@
 pub(crate) mod jsonb;
 pub(crate) mod jwt;
 pub(crate) mod keys;
+pub(crate) mod oidc;
 pub(crate) mod one_time;
 pub(crate) mod users;

@@ -140,7 +140,9 @@ pub(crate) mod auth_internal {
             "second_factor_invalid" => {
                 AuthError::SecondFactorInvalid(owned("the second-factor code is wrong or used"))
             }
-            "second_factor_state" => AuthError::SecondFactorState(owned("no second factor enrolled")),
+            "second_factor_state" => {
+                AuthError::SecondFactorState(owned("no second factor enrolled"))
+            }
             "identity_refused" => {
                 AuthError::IdentityRefused(owned("this identity may not sign in here"))
             }
