@@ -17,8 +17,9 @@ use pgrx::prelude::*;
 pub static DATABASES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CHECK_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(5);
 
-/// Called from `_PG_init` in every process; registers the workers only while the postmaster
-/// loads `shared_preload_libraries`.
+/// Called from `_PG_init` in every process. `pg_auth.jwks_databases` is defined, and the workers
+/// registered, only while the postmaster loads `shared_preload_libraries` (a PGC_POSTMASTER
+/// setting defined later is a FATAL error): set it in postgresql.conf.
 pub fn define() {
     GucRegistry::define_int_guc(
         c"pg_auth.jwks_check_interval",

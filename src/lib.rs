@@ -179,8 +179,10 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    settings::define();
+    // Before settings::define(), which reserves the pg_auth prefix: a pg_auth.* setting not
+    // defined by then is dropped from postgresql.conf's values.
     jwks_worker::define();
+    settings::define();
     keyring::register_invalidation_callback();
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
