@@ -105,6 +105,8 @@ BEGIN
             events := '{session_ended}';
         ELSIF OLD.token_hash IS DISTINCT FROM NEW.token_hash THEN
             events := '{session_refreshed}';
+        ELSIF OLD.aal IS DISTINCT FROM NEW.aal THEN
+            events := '{second_factor_verified}';
         END IF;
     WHEN 'users' THEN
         IF TG_OP = 'DELETE' THEN
@@ -131,6 +133,9 @@ BEGIN
             END IF;
             IF OLD.email IS DISTINCT FROM NEW.email THEN
                 events := events || 'email_changed'::text;
+            END IF;
+            IF NEW.email_verified AND NOT OLD.email_verified THEN
+                events := events || 'email_verified'::text;
             END IF;
         END IF;
     WHEN 'login_attempts' THEN
@@ -185,6 +190,60 @@ BEGIN
         IF TG_OP = 'INSERT' THEN
             events := '{token_revoked}';
             detail := jsonb_build_object('jti', NEW.jti);
+        END IF;
+    WHEN 'mfa_factors' THEN
+        IF TG_OP = 'DELETE' THEN
+            user_id := OLD.user_id;
+            events := CASE WHEN OLD.confirmed_at IS NOT NULL THEN '{second_factor_removed}'::text[] ELSE '{}' END;
+        ELSE
+            user_id := NEW.user_id;
+            IF TG_OP = 'INSERT' THEN
+                events := '{second_factor_enrolling}';
+            ELSIF OLD.confirmed_at IS NULL AND NEW.confirmed_at IS NOT NULL THEN
+                events := '{second_factor_enrolled}';
+            ELSIF NEW.failed_attempts > 0 AND NEW.failed_attempts IS DISTINCT FROM OLD.failed_attempts THEN
+                events := '{second_factor_failed}';
+                detail := jsonb_build_object('failed_attempts', NEW.failed_attempts);
+            END IF;
+            IF NEW.locked_until > now() AND OLD.locked_until IS DISTINCT FROM NEW.locked_until THEN
+                events := events || 'second_factor_locked'::text;
+                detail := detail || jsonb_build_object('locked_until', NEW.locked_until);
+            END IF;
+        END IF;
+    WHEN 'recovery_codes' THEN
+        user_id := NEW.user_id;
+        IF OLD.used_at IS NULL AND NEW.used_at IS NOT NULL THEN
+            events := '{recovery_code_used}';
+        END IF;
+    WHEN 'one_time_codes' THEN
+        user_id := NEW.user_id;
+        email_key := NEW.email_key;
+        detail := jsonb_build_object('purpose', NEW.purpose);
+        IF TG_OP = 'INSERT' THEN
+            events := '{code_requested}';
+        ELSIF NEW.failed_attempts IS DISTINCT FROM OLD.failed_attempts THEN
+            events := '{code_failed}';
+            detail := detail || jsonb_build_object('failed_attempts', NEW.failed_attempts);
+        ELSIF OLD.used_at IS NULL AND NEW.used_at IS NOT NULL AND NEW.user_id IS NOT NULL THEN
+            events := '{code_used}';
+        END IF;
+    WHEN 'identities' THEN
+        IF TG_OP = 'DELETE' THEN
+            user_id := OLD.user_id;
+            events := '{identity_unlinked}';
+            detail := jsonb_build_object('provider', OLD.provider);
+        ELSIF TG_OP = 'INSERT' THEN
+            user_id := NEW.user_id;
+            events := '{identity_linked}';
+            detail := jsonb_build_object('provider', NEW.provider);
+        END IF;
+    WHEN 'provider_keys' THEN
+        detail := jsonb_build_object('provider', NEW.provider, 'kid', NEW.kid);
+        IF TG_OP = 'INSERT' THEN
+            events := '{provider_key_added}';
+        ELSIF OLD.retired_at IS NULL AND NEW.retired_at IS NOT NULL THEN
+            events := '{provider_key_retired}';
+            detail := detail || jsonb_build_object('retired_at', NEW.retired_at);
         END IF;
     END CASE;
     PERFORM auth_internal.record_audit(events, user_id, email_key, session_id, api_key_id, detail);

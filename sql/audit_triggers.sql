@@ -14,3 +14,13 @@ CREATE TRIGGER keys_audit AFTER INSERT OR UPDATE OR DELETE ON auth.keys FOR EACH
     WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
 CREATE TRIGGER revoked_tokens_audit AFTER INSERT ON auth.revoked_tokens FOR EACH ROW
     WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER mfa_factors_audit AFTER INSERT OR UPDATE OR DELETE ON auth.mfa_factors FOR EACH ROW
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER recovery_codes_audit AFTER UPDATE ON auth.recovery_codes FOR EACH ROW
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER one_time_codes_audit AFTER INSERT OR UPDATE ON auth.one_time_codes FOR EACH ROW
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER identities_audit AFTER INSERT OR DELETE ON auth.identities FOR EACH ROW
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();
+CREATE TRIGGER provider_keys_audit AFTER INSERT OR UPDATE ON auth.provider_keys FOR EACH ROW
+    WHEN (auth_internal.auditing()) EXECUTE FUNCTION auth_internal.audit_change();

@@ -58,8 +58,10 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many codes requested for this email; try again in %s seconds',
             ceil(extract(epoch FROM oldest - window_start))));
     END IF;
-    UPDATE auth.one_time_codes c SET used_at = now()
-    WHERE c.email_key = new_one_time_code.email_key AND c.purpose = new_one_time_code.purpose AND c.used_at IS NULL;
+    -- The older ones expire (used_at says used).
+    UPDATE auth.one_time_codes c SET expires_at = now()
+    WHERE c.email_key = new_one_time_code.email_key AND c.purpose = new_one_time_code.purpose
+      AND c.used_at IS NULL AND c.expires_at > now();
     SELECT * INTO link FROM auth_internal.new_link_token();
     INSERT INTO auth.one_time_codes (id, email_key, purpose, user_id, email, code_hash, link_hash, expires_at)
     VALUES (new_id, email_key, purpose, user_id, email, auth_internal.hash_token(new_id::pg_catalog.text || ':' || code),

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from otp import totp
 from conftest import assert_sqlstate, connect, fresh_database, one
 from todo_harness import TodoApp
 
@@ -73,6 +74,37 @@ def test_the_life_of_an_account_is_recorded(c):
     dump = json.dumps([list(map(str, r)) for r in c.execute("SELECT * FROM auth.audit_log").fetchall()])
     for secret in (PASSWORD, login["token"], token, reset, key["key"], "argon2", "$2"):
         assert secret not in dump
+
+
+def test_codes_and_the_second_factor_are_recorded(c):
+    c.execute("DELETE FROM auth.users WHERE email = 'audited-mfa@example.com'")
+    user = one(c, "SELECT auth.register('audited-mfa@example.com', %s)", (PASSWORD,))
+    c.execute("TRUNCATE auth.audit_log")
+    sent = one(c, "SELECT auth.request_code('audited-mfa@example.com')")
+    assert one(c, "SELECT auth.verify_code('audited-mfa@example.com', %s)",
+               (f"{(int(sent['code']) + 1) % 1_000_000:06d}",)) is None
+    session = one(c, "SELECT auth.verify_code('audited-mfa@example.com', %s)", (sent["code"],))
+
+    def as_user(sql, params=()):
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            return one(c, sql, params)
+
+    secret = as_user("SELECT auth.enroll_totp()")["secret"]
+    wrong = f"{(int(totp(secret)) + 1) % 1_000_000:06d}"
+    assert as_user("SELECT auth.confirm_totp(%s)", (wrong,)) is None
+    codes = as_user("SELECT auth.confirm_totp(%s)", (totp(secret),))["recovery_codes"]
+    as_user("SELECT auth.verify_recovery_code(%s)", (codes[0],))
+    as_user("SELECT auth.unenroll_totp(%s)", (codes[1],))
+    assert events(c) == [
+        "code_requested", "code_failed", "code_used", "email_verified", "session_started",
+        "second_factor_enrolling", "second_factor_failed", "second_factor_enrolled", "second_factor_verified",
+        "recovery_code_used", "recovery_code_used", "second_factor_removed"]
+    assert one(c, "SELECT count(*) FROM auth.audit_log WHERE user_id = %s", (user,)) == 12
+    dump = json.dumps([list(map(str, r)) for r in c.execute("SELECT * FROM auth.audit_log").fetchall()])
+    for secret_text in (sent["code"], sent["link_token"], secret, codes[0], session["token"]):
+        assert secret_text not in dump
 
 
 def test_failed_sign_ins_of_unknown_emails_and_the_lock_are_recorded_by_email_hash(c):

@@ -346,3 +346,24 @@ def test_keys_added_by_hand_must_be_public_signing_keys(c, idp):
         assert_sqlstate(c, "22023", "SELECT auth.refresh_provider_keys('manual')")
     finally:
         c.execute("DELETE FROM auth.identity_providers WHERE name = 'manual'")
+
+
+def test_identities_and_provider_keys_are_audited(c, idp):
+    c.execute("SET pg_auth.audit = on")
+    try:
+        c.execute("TRUNCATE auth.audit_log")
+        sub = str(uuid.uuid4())
+        result = sign_in(c, idp, idp.id_token(idp.published[0], sub=sub, email=email()))
+        idp.published = [SigningKey("k9", "ES256")]
+        c.execute("UPDATE auth.identity_providers SET key_grace_period = '0' WHERE name = %s", (idp.name,))
+        one(c, "SELECT auth.refresh_provider_keys(%s)", (idp.name,))
+        c.execute("DELETE FROM auth.identities WHERE subject = %s", (sub,))
+        rows = c.execute("SELECT event, user_id::text, detail FROM auth.audit_log ORDER BY id").fetchall()
+    finally:
+        c.execute("RESET pg_auth.audit")
+    assert [r[0] for r in rows] == ["user_created", "identity_linked", "session_started",
+                                    "provider_key_added", "provider_key_retired", "identity_unlinked"]
+    by_event = {r[0]: r for r in rows}
+    assert by_event["identity_linked"][1] == result["user_id"] and by_event["identity_linked"][2] == {"provider": idp.name}
+    assert by_event["provider_key_added"][2] == {"provider": idp.name, "kid": "k9"}
+    assert by_event["provider_key_retired"][2]["kid"] == "k1"

@@ -5,29 +5,16 @@ tests/test_todo_app.py. Codes are computed here with an independent RFC 6238 imp
 """
 
 import base64
-import hashlib
-import hmac
-import struct
-import time
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
 import pytest
 
 from conftest import assert_sqlstate, connect, fresh_database, one
+from otp import totp
 
 DB = "pg_auth_second_factor"
 PASSWORD = "second factor password"
-
-
-def totp(secret_b32, at=None, offset=0):
-    """RFC 6238 with SHA-1, 6 digits, 30 s."""
-    secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
-    step = int((time.time() if at is None else at) // 30) + offset
-    mac = hmac.new(secret, struct.pack(">q", step), hashlib.sha1).digest()
-    offset_byte = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset_byte:offset_byte + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
 
 
 @pytest.fixture(scope="module")
