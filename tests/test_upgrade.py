@@ -173,6 +173,10 @@ def test_update_reaches_the_current_version_and_keeps_every_row(migrated):
     # 0.3.0: every session carries its user's role, email and disabled flag.
     assert one(c, """SELECT count(*) FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
                      WHERE (s.user_role, s.user_email, s.user_disabled) IS DISTINCT FROM (u.role, u.email, u.disabled)""") == 0
+    # 0.4.0: sessions signed in before the update are at aal1; the new features work at once.
+    assert one(c, "SELECT count(*) FROM auth.sessions WHERE aal <> 'aal1'") == 0
+    sent = one(c, "SELECT auth.request_code('alice@example.com', 'verify_email')")
+    assert one(c, "SELECT auth.verify_link(%s) ->> 'purpose'", (sent["link_token"],)) == "verify_email"
 
 
 def test_old_credentials_still_work_after_the_update(migrated):
