@@ -195,13 +195,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     keys jsonb;
+    claimed jsonb;
 BEGIN
     SELECT coalesce(jsonb_agg(k.jwk ORDER BY k.kid), '[]') INTO keys FROM auth.provider_keys k
     WHERE k.provider = p.name AND (k.retired_at IS NULL OR k.retired_at > now());
-    RETURN auth_internal.verify_id_token(id_token, keys, p.issuer, p.client_id, nonce);
-EXCEPTION WHEN SQLSTATE 'PA010' THEN
-    UPDATE auth.identity_providers x SET refresh_requested_at = now() WHERE x.name = p.name;
-    RETURN NULL;
+    claimed := auth_internal.verify_id_token(id_token, keys, p.issuer, p.client_id, nonce);
+    IF claimed IS NULL THEN
+        UPDATE auth.identity_providers x SET refresh_requested_at = now() WHERE x.name = p.name;
+    END IF;
+    RETURN claimed;
 END
 $$;
 

@@ -94,7 +94,7 @@ CREATE  FUNCTION auth_internal."usable_provider_keys"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'usable_provider_keys_wrapper';
--- src/api/oidc.rs:49
+-- src/api/oidc.rs:51
 -- pg_auth::api::oidc::auth_internal::verify_id_token
 CREATE  FUNCTION auth_internal."verify_id_token"(
 	"id_token" TEXT, /* Option < & str > */
@@ -102,7 +102,7 @@ CREATE  FUNCTION auth_internal."verify_id_token"(
 	"issuer" TEXT, /* Option < & str > */
 	"client_id" TEXT, /* Option < & str > */
 	"nonce" TEXT /* Option < & str > */
-) RETURNS jsonb /* JsonbText */
+) RETURNS jsonb /* Option < JsonbText > */
 STABLE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verify_id_token_wrapper';
@@ -1123,13 +1123,15 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     keys jsonb;
+    claimed jsonb;
 BEGIN
     SELECT coalesce(jsonb_agg(k.jwk ORDER BY k.kid), '[]') INTO keys FROM auth.provider_keys k
     WHERE k.provider = p.name AND (k.retired_at IS NULL OR k.retired_at > now());
-    RETURN auth_internal.verify_id_token(id_token, keys, p.issuer, p.client_id, nonce);
-EXCEPTION WHEN SQLSTATE 'PA010' THEN
-    UPDATE auth.identity_providers x SET refresh_requested_at = now() WHERE x.name = p.name;
-    RETURN NULL;
+    claimed := auth_internal.verify_id_token(id_token, keys, p.issuer, p.client_id, nonce);
+    IF claimed IS NULL THEN
+        UPDATE auth.identity_providers x SET refresh_requested_at = now() WHERE x.name = p.name;
+    END IF;
+    RETURN claimed;
 END
 $$;
 

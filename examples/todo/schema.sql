@@ -10,6 +10,28 @@ GRANT web_anon, web_user TO authenticator;
 CREATE SCHEMA api;
 GRANT USAGE ON SCHEMA api TO web_anon, web_user;
 
+-- ---- mail: the app sends codes and links; this demo's "mail server" is a table ------------------
+
+CREATE SCHEMA api_private;
+CREATE TABLE api_private.outbox (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    email   text NOT NULL,
+    purpose text NOT NULL,
+    code    text NOT NULL,
+    link    text NOT NULL
+);
+
+-- Mails a code and link (`sent` from auth.request_code or auth.request_email_change; NULL: no
+-- account, nothing to send).
+CREATE FUNCTION api_private.send_code(email text, purpose text, sent jsonb) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO api_private.outbox (email, purpose, code, link)
+    SELECT send_code.email, send_code.purpose, sent ->> 'code', '/rpc/verify_link?token=' || (sent ->> 'link_token')
+    WHERE sent IS NOT NULL
+$$;
+
 -- ---- account functions (SECURITY DEFINER: they call auth.*, which web roles cannot) --------
 
 CREATE FUNCTION api.register(email text, name text, password text) RETURNS json
@@ -26,6 +48,11 @@ BEGIN
         RAISE EXCEPTION 'name must not be empty' USING ERRCODE = '22023';
     END IF;
     PERFORM auth.register(email, password, metadata => jsonb_build_object('name', name));
+    -- Where sign-in waits for a verified email, the new user gets a verification mail instead.
+    IF current_setting('pg_auth.require_verified_email')::boolean THEN
+        PERFORM api_private.send_code(email, 'verify_email', auth.request_code(email, 'verify_email'));
+        RETURN json_build_object('verification_sent', true);
+    END IF;
     session := auth.login(email, password);
     RETURN json_build_object('user_id', session -> 'user_id', 'expires_at', session -> 'expires_at');
 END
@@ -150,6 +177,116 @@ AS $$ SELECT auth.end_my_other_sessions() $$;
 REVOKE ALL ON FUNCTION api.my_sessions(), api.end_session(uuid), api.end_other_sessions() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION api.my_sessions(), api.end_session(uuid), api.end_other_sessions() TO web_anon, web_user;
 
+-- ---- passwordless sign-in, email verification and change: codes and links by mail -----------------
+
+-- Mails a sign-in code and link (a new email gets an account when it is used) or a verification
+-- code. The answer is the same whether the email has an account or not.
+CREATE FUNCTION api.request_code(email text, purpose text DEFAULT 'sign_in') RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM auth.require_json_request();
+    PERFORM api_private.send_code(email, purpose, auth.request_code(email, purpose, create_user => purpose = 'sign_in'));
+    RETURN json_build_object('sent', true);
+END
+$$;
+
+-- Uses a mailed code: sign_in sets the session cookie; verify_email and change_email say what
+-- changed. A wrong code: NULL with 401 (X-Auth-Error), counted.
+CREATE FUNCTION api.verify_code(email text, code text, purpose text DEFAULT 'sign_in') RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM auth.require_json_request();
+    RETURN auth.verify_code(email, code, purpose) - 'token' - 'session_id';
+END
+$$;
+
+-- The mailed link: /rpc/verify_link?token=pal_… (POST, as the link's page would send it).
+CREATE FUNCTION api.verify_link(token text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM auth.require_json_request();  -- login CSRF: no cross-site form can post an attacker's link
+    RETURN auth.verify_link(token) - 'token' - 'session_id';
+END
+$$;
+
+-- Mails a code to the new address; api.verify_code(new_email, code, 'change_email') confirms.
+CREATE FUNCTION api.change_email(new_email text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM api_private.send_code(new_email, 'change_email', auth.request_email_change(new_email));
+    RETURN json_build_object('sent', true);
+END
+$$;
+
+REVOKE ALL ON FUNCTION api.request_code(text, text), api.verify_code(text, text, text), api.verify_link(text),
+                       api.change_email(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.request_code(text, text), api.verify_code(text, text, text), api.verify_link(text),
+                          api.change_email(text) TO web_anon, web_user;
+
+-- ---- second factor: TOTP and recovery codes; todos need it once enrolled ---------------------------
+
+CREATE FUNCTION api.enroll_totp() RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.enroll_totp('pg_auth todo') $$;
+
+CREATE FUNCTION api.confirm_totp(code text) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.confirm_totp(code) $$;
+
+CREATE FUNCTION api.verify_totp(code text) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.verify_totp(code) $$;
+
+CREATE FUNCTION api.use_recovery_code(code text) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.verify_recovery_code(code) $$;
+
+CREATE FUNCTION api.unenroll_totp(code text) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.unenroll_totp(code) $$;
+
+CREATE FUNCTION api.mfa_status() RETURNS json
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.mfa_status() $$;
+
+REVOKE ALL ON FUNCTION api.enroll_totp(), api.confirm_totp(text), api.verify_totp(text), api.use_recovery_code(text),
+                       api.unenroll_totp(text), api.mfa_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.enroll_totp(), api.confirm_totp(text), api.verify_totp(text), api.use_recovery_code(text),
+                          api.unenroll_totp(text), api.mfa_status() TO web_anon, web_user;
+
+-- ---- sign-in with an identity provider (configure one with auth.add_identity_provider) -----------
+
+-- The browser got `id_token` from the provider for a sign-in request carrying `nonce`.
+CREATE FUNCTION api.sign_in_with_provider(provider text, id_token text, nonce text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM auth.require_json_request();
+    IF auth.uid() IS NOT NULL THEN
+        PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
+    END IF;
+    RETURN auth.sign_in_with_id_token(provider, id_token, nonce) - 'token' - 'session_id';
+END
+$$;
+
+CREATE FUNCTION api.link_provider(provider text, id_token text, nonce text) RETURNS json
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT auth.link_identity(provider, id_token, nonce) $$;
+
+CREATE FUNCTION api.my_identities() RETURNS TABLE (provider text, email text, created_at timestamptz,
+                                                   last_sign_in_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT i.provider, i.email, i.created_at, i.last_sign_in_at FROM auth.my_identities() i $$;
+
+REVOKE ALL ON FUNCTION api.sign_in_with_provider(text, text, text), api.link_provider(text, text, text),
+                       api.my_identities() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.sign_in_with_provider(text, text, text), api.link_provider(text, text, text),
+                          api.my_identities() TO web_anon, web_user;
+
 -- ---- users: ids and names only --------------------------------------------------------------
 
 CREATE VIEW api.users AS
@@ -172,6 +309,8 @@ CREATE POLICY todos_read ON api.todos FOR SELECT USING (public OR user_id = (SEL
 CREATE POLICY todos_insert ON api.todos FOR INSERT TO web_user WITH CHECK (user_id = (SELECT auth.uid()));
 CREATE POLICY todos_update ON api.todos FOR UPDATE TO web_user USING (user_id = (SELECT auth.uid()));
 CREATE POLICY todos_delete ON api.todos FOR DELETE TO web_user USING (user_id = (SELECT auth.uid()));
+-- A user who enrolled a second factor sees and changes todos only after verifying it (aal2).
+CREATE POLICY todos_second_factor ON api.todos AS RESTRICTIVE TO web_user USING ((SELECT auth.mfa_satisfied()));
 GRANT SELECT ON api.todos TO web_anon, web_user;
 GRANT INSERT (user_id, title, done, public), UPDATE (title, done, public), DELETE ON api.todos TO web_user;
 

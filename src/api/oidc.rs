@@ -45,7 +45,9 @@ pub(crate) mod auth_internal {
     /// Verifies `id_token` with one of `keys` (a JSON array of the provider's live JWKs): the
     /// algorithm comes from the key, then signature, `iss` = `issuer`, `aud` contains
     /// `client_id`, `exp`/`iat` (pg_auth.leeway), `azp` and `nonce`. Returns
-    /// {subject, email, email_verified}; PA010 when no key has the token's kid.
+    /// {subject, email, email_verified}, or NULL when no key has the token's kid (the caller
+    /// asks for the provider's keys). Other failures are raised with their HTTP status behind
+    /// PostgREST, as sign-in answers.
     #[pg_extern(stable)]
     fn verify_id_token(
         id_token: Option<&str>,
@@ -53,8 +55,12 @@ pub(crate) mod auth_internal {
         issuer: Option<&str>,
         client_id: Option<&str>,
         nonce: Option<&str>,
-    ) -> JsonbText {
-        JsonbText(verify(id_token, keys, issuer, client_id, nonce).or_raise())
+    ) -> Option<JsonbText> {
+        match verify(id_token, keys, issuer, client_id, nonce) {
+            Ok(identity) => Some(JsonbText(identity)),
+            Err(AuthError::UnknownKid(_)) => None,
+            Err(err) => crate::sqlstate::raise_answer(err, s::behind_postgrest(), None),
+        }
     }
 }
 
