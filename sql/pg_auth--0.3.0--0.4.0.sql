@@ -281,6 +281,39 @@ BEGIN
 END
 $$;
 
+-- Deletes sessions, reset tokens and revocations that can no longer matter; returns how many.
+-- Schedule it, e.g. with pg_cron:  SELECT cron.schedule('0 * * * *', 'SELECT auth.cleanup_expired()');
+CREATE OR REPLACE FUNCTION auth.cleanup_expired() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH s AS (
+        DELETE FROM auth.sessions
+        WHERE expires_at < now() OR idle_expires_at < now() OR revoked_at < now() - interval '1 day'
+        RETURNING 1
+    ), r AS (
+        DELETE FROM auth.password_resets WHERE expires_at < now() OR used_at IS NOT NULL RETURNING 1
+    ), a AS (
+        DELETE FROM auth.login_attempts
+        WHERE coalesce(locked_until, '-infinity') < now()
+          AND failures_since < now() - make_interval(secs => auth_internal.setting('login_failure_window')::int)
+        RETURNING 1
+    ), l AS (
+        DELETE FROM auth.audit_log
+        WHERE at < now() - make_interval(days => auth_internal.setting('audit_retention_days')::int)
+        RETURNING 1
+    ), c AS (
+        -- Kept while they count towards the request limit of their email.
+        DELETE FROM auth.one_time_codes
+        WHERE created_at < now() - make_interval(secs => auth_internal.setting('code_request_window')::int)
+          AND (used_at IS NOT NULL OR expires_at < now())
+        RETURNING 1
+    ), k AS (
+        DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + auth.cleanup_revoked_tokens()
+$$;
+
 -- One row trigger for every audited table: what changed, told as events.
 CREATE OR REPLACE FUNCTION auth_internal.audit_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -583,7 +583,15 @@ AS $$
         DELETE FROM auth.audit_log
         WHERE at < now() - make_interval(days => auth_internal.setting('audit_retention_days')::int)
         RETURNING 1
+    ), c AS (
+        -- Kept while they count towards the request limit of their email.
+        DELETE FROM auth.one_time_codes
+        WHERE created_at < now() - make_interval(secs => auth_internal.setting('code_request_window')::int)
+          AND (used_at IS NOT NULL OR expires_at < now())
+        RETURNING 1
+    ), k AS (
+        DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
-           + auth.cleanup_revoked_tokens()
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + auth.cleanup_revoked_tokens()
 $$;

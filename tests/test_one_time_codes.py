@@ -288,3 +288,16 @@ def test_a_read_only_transaction_is_refused_before_any_check(c):
                 c.execute("SET TRANSACTION READ ONLY")
                 c.execute(sql)
         assert e.value.sqlstate == "25006", sql
+
+
+def test_cleanup_deletes_spent_codes_once_they_no_longer_count(c):
+    user(c, "cleanup-code@example.com")
+    sent = one(c, "SELECT auth.request_code('cleanup-code@example.com')")
+    one(c, "SELECT auth.verify_link(%s)", (sent["link_token"],))
+    live = one(c, "SELECT auth.request_code('cleanup-code@example.com', 'verify_email')")
+    key = "auth_internal.email_key('cleanup-code@example.com')"
+    c.execute(f"UPDATE auth.one_time_codes SET created_at = now() - interval '2 hours' WHERE email_key = {key}")
+    c.execute("SELECT auth.cleanup_expired()")
+    # The used one is gone; the live one stays usable.
+    assert one(c, f"SELECT count(*) FROM auth.one_time_codes WHERE email_key = {key}") == 1
+    assert one(c, "SELECT auth.verify_link(%s) ->> 'purpose'", (live["link_token"],)) == "verify_email"
