@@ -48,6 +48,13 @@ Try (a cookie jar keeps the session cookie):
   curl -s  -b \$J \$API/rpc/create_api_key -H 'Content-Type: application/json' -d '{"name":"my script"}'   # {"key":"pak_…"}
   curl -s  -H 'x-api-key: pak_…' \$API/todos    # the script acts as Ann
   curl -s  -b \$J \$API/rpc/my_sessions         # devices; /rpc/end_other_sessions signs them out
+Without a password (the app's "mail" lands in the table api_private.outbox):
+  curl -s \$API/rpc/request_code -H 'Content-Type: application/json' -d '{"email":"bob@example.com"}'
+  psql -h 127.0.0.1 -p 5433 -U postgres pg_auth_demo -c 'TABLE api_private.outbox'
+  curl -si -c \$J \$API/rpc/verify_code -H 'Content-Type: application/json' -d '{"email":"bob@example.com","code":"<code>"}'
+A second factor (scan the otpauth:// URI with an authenticator app; todos then need it):
+  curl -s -b \$J -X POST \$API/rpc/enroll_totp
+  curl -s -b \$J \$API/rpc/confirm_totp -H 'Content-Type: application/json' -d '{"code":"<6 digits>"}'
 TXT
 
 api=http://127.0.0.1:3000

@@ -1162,7 +1162,9 @@ BEGIN
     WHERE k.provider = p.name AND (k.retired_at IS NULL OR k.retired_at > now());
     claimed := auth_internal.verify_id_token(id_token, keys, p.issuer, p.client_id, nonce);
     IF claimed IS NULL THEN
-        UPDATE auth.identity_providers x SET refresh_requested_at = now() WHERE x.name = p.name;
+        -- Once per fetch: a flood of made-up kids writes nothing more.
+        UPDATE auth.identity_providers x SET refresh_requested_at = now()
+        WHERE x.name = p.name AND (x.refresh_requested_at IS NULL OR x.refresh_requested_at <= x.fetch_attempted_at);
     END IF;
     RETURN claimed;
 END

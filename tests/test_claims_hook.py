@@ -65,7 +65,7 @@ def sessions(c):
 
 def test_without_a_hook_the_jwt_is_unchanged(c):
     claims = one(c, "SELECT auth.verify_jwt(auth.login('hook@example.com', %s, true) ->> 'jwt')", (PASSWORD,))
-    assert set(claims) == {"sub", "role", "email", "sid", "jti", "iat", "exp"}
+    assert set(claims) == {"sub", "role", "email", "sid", "aal", "jti", "iat", "exp"} and claims["aal"] == "aal1"
 
 
 def test_the_hook_adds_claims_to_the_signed_jwt(c):
