@@ -58,10 +58,9 @@ BEGIN
         IF NOT FOUND THEN
             PERFORM auth_internal.raise_error('invalid_argument', 'no such user, or the user is disabled');
         END IF;
-        IF EXISTS (SELECT FROM auth.verified_session() v WHERE v.user_id = create_api_key.user_id)
-           AND NOT EXISTS (SELECT FROM auth.verified_session() v JOIN auth.sessions s ON s.id = v.session_id
-                           WHERE s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
-            PERFORM auth_internal.raise_error('not_signed_in');
+        IF EXISTS (SELECT FROM auth.verified_session() v WHERE v.user_id = create_api_key.user_id) THEN
+            -- A live session that made the request; with a second factor, verified in it.
+            PERFORM auth_internal.require_second_factor();
         END IF;
     END IF;
     IF create_api_key.expires_at <= now() THEN

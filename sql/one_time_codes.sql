@@ -15,6 +15,9 @@ CREATE TABLE auth.one_time_codes (
     user_id         uuid REFERENCES auth.users ON DELETE CASCADE,
     -- The address an account is created with (sign_in with create_user) or changed to.
     email           text,
+    -- change_email: the session that asked; the change dies with it (a password reset or change,
+    -- a sign-out, the session ending any way).
+    session_id      uuid REFERENCES auth.sessions ON DELETE CASCADE,
     code_hash       bytea NOT NULL CHECK (length(code_hash) = 32),
     link_hash       bytea NOT NULL UNIQUE CHECK (length(link_hash) = 32),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -24,20 +27,31 @@ CREATE TABLE auth.one_time_codes (
 );
 CREATE INDEX one_time_codes_email_key ON auth.one_time_codes (email_key, created_at);
 CREATE INDEX one_time_codes_user_id ON auth.one_time_codes (user_id);
+CREATE INDEX one_time_codes_session_id ON auth.one_time_codes (session_id);
+
+-- One row per email that was sent a code: requests and guesses for one email lock it, so they
+-- wait for each other (neither the request limit nor an entry's attempt limit can be passed by
+-- sending many at once). A row lock in an owner-only table: nobody else can hold it.
+CREATE TABLE auth.code_email_locks (
+    email_key bytea PRIMARY KEY CHECK (length(email_key) = 32)
+);
+REVOKE ALL ON auth.code_email_locks FROM PUBLIC;
 REVOKE ALL ON auth.one_time_codes FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.one_time_codes', '');
 
--- Requests and guesses for one email wait for each other, so neither the request limit nor an
--- entry's attempt limit can be passed by sending many at once.
+-- Locks the row of `email_key` in auth.code_email_locks (made on first use).
 CREATE FUNCTION auth_internal.lock_email_key(email_key bytea) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_auth one-time ' || pg_catalog.encode(email_key, 'hex'), 0)) $$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO auth.code_email_locks (email_key) VALUES (lock_email_key.email_key) ON CONFLICT DO NOTHING;
+    SELECT FROM auth.code_email_locks l WHERE l.email_key = lock_email_key.email_key FOR UPDATE;
+$$;
 
 -- A new entry for `email_key` (the older unused ones of that purpose end) after the request
 -- limit: pg_auth.code_max_requests per pg_auth.code_request_window, counted per email, known or
 -- not. {code, link_token, expires_at}.
 CREATE FUNCTION auth_internal.new_one_time_code(email_key bytea, purpose text, user_id uuid, email text,
-                                                valid_for interval) RETURNS jsonb
+                                                valid_for interval, session_id uuid DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -63,9 +77,9 @@ BEGIN
     WHERE c.email_key = new_one_time_code.email_key AND c.purpose = new_one_time_code.purpose
       AND c.used_at IS NULL AND c.expires_at > now();
     SELECT * INTO link FROM auth_internal.new_link_token();
-    INSERT INTO auth.one_time_codes (id, email_key, purpose, user_id, email, code_hash, link_hash, expires_at)
-    VALUES (new_id, email_key, purpose, user_id, email, auth_internal.hash_token(new_id::pg_catalog.text || ':' || code),
-            link.token_hash, now() + valid_for);
+    INSERT INTO auth.one_time_codes (id, email_key, purpose, user_id, email, session_id, code_hash, link_hash, expires_at)
+    VALUES (new_id, email_key, purpose, user_id, email, session_id,
+            auth_internal.hash_token(new_id::pg_catalog.text || ':' || code), link.token_hash, now() + valid_for);
     RETURN jsonb_build_object('code', code, 'link_token', link.token, 'expires_at', now() + valid_for);
 END
 $$;
@@ -102,8 +116,9 @@ END
 $$;
 
 -- A code and link to send to `new_email`, the address the signed-in user wants: using it makes
--- that the account's (verified) email. Always returns {code, link_token, expires_at}; an address
--- another account has is refused only when the code is used.
+-- that the account's (verified) email, while the session that asked lives. Always returns {code,
+-- link_token, expires_at}; an address another account has is refused only when the code is used.
+-- A user with a second factor must have verified it in this session.
 CREATE FUNCTION auth.request_email_change(new_email text, valid_for interval DEFAULT '10 minutes') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -112,11 +127,12 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_email_change');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_second_factor();
     IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
-                                           new_email, valid_for);
+                                           new_email, valid_for, me.id);
 END
 $$;
 
@@ -135,10 +151,14 @@ BEGIN
         ON CONFLICT ((lower(email))) DO NOTHING;
         SELECT u.id INTO target FROM auth.users u WHERE lower(u.email) = lower(entry.email);
     END IF;
-    -- The account as it is now: still enabled, still at the address the code went to.
+    -- The account as it is now: still enabled, still at the address the code went to; for an
+    -- email change, the session that asked still live.
     SELECT u.id INTO target FROM auth.users u
     WHERE u.id = target AND NOT u.disabled
       AND (entry.purpose = 'change_email' OR auth_internal.email_key(u.email) = entry.email_key)
+      AND (entry.purpose <> 'change_email'
+           OR EXISTS (SELECT FROM auth.sessions s WHERE s.id = entry.session_id AND s.user_id = u.id
+                      AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()))
     FOR UPDATE;
     IF target IS NULL THEN  -- the same answer as a wrong code
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
@@ -152,6 +172,15 @@ BEGIN
         -- Reset tokens went to the old address.
         DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
         RETURN jsonb_build_object('purpose', entry.purpose, 'user_id', target, 'email', entry.email);
+    END IF;
+    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified
+                                                                        AND u.password_hash IS NOT NULL) THEN
+        -- The first proof of this address: a password set before it was set by someone who never
+        -- proved it (an account made in advance to take over the owner's later sign-in). It stops
+        -- working, with its sessions and API keys.
+        UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
+        PERFORM auth.revoke_user_sessions(target);
+        PERFORM auth_internal.revoke_user_api_keys(target);
     END IF;
     UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target AND NOT u.email_verified;
     IF entry.purpose = 'verify_email' THEN
@@ -180,6 +209,10 @@ BEGIN
     IF entry.id IS NULL THEN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
+    -- Every code an email may be sent in a window, each tried as often as allowed; no more.
+    PERFORM auth_internal.count_attempt('code', key,
+        auth_internal.setting('code_max_attempts')::int * auth_internal.setting('code_max_requests')::int,
+        auth_internal.setting('code_request_window')::int);
     IF octet_length(code) > 64
        OR entry.code_hash <> auth_internal.hash_token(entry.id::pg_catalog.text || ':' || pg_catalog.btrim(coalesce(code, ''))) THEN
         UPDATE auth.one_time_codes c SET failed_attempts = c.failed_attempts + 1,
@@ -188,6 +221,7 @@ BEGIN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
     UPDATE auth.one_time_codes c SET used_at = now() WHERE c.id = entry.id;
+    PERFORM auth_internal.clear_attempts('code', key);
     RETURN auth_internal.redeem_code(entry, return_jwt);
 END
 $$;

@@ -3,6 +3,23 @@
 -- sign-in with identity providers (OIDC) and their keys, pg_auth.require_verified_email.
 
 -- The Rust functions of this release.
+-- src/shared_attempts.rs:46
+-- pg_auth::shared_attempts::auth_internal::attempt_allowed
+CREATE  FUNCTION auth_internal."attempt_allowed"(
+	"kind" TEXT, /* & str */
+	"key" bytea, /* & [u8] */
+	"max" INT, /* i32 */
+	"window_secs" INT /* i32 */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'attempt_allowed_wrapper';
+-- src/shared_attempts.rs:70
+-- pg_auth::shared_attempts::auth_internal::attempt_limits_shared
+CREATE  FUNCTION auth_internal."attempt_limits_shared"() RETURNS bool /* bool */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'attempt_limits_shared_wrapper';
 -- src/api/oidc.rs:34
 -- pg_auth::api::oidc::auth_internal::check_jwks_url
 CREATE  FUNCTION auth_internal."check_jwks_url"(
@@ -11,6 +28,15 @@ CREATE  FUNCTION auth_internal."check_jwks_url"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_jwks_url_wrapper';
+-- src/shared_attempts.rs:62
+-- pg_auth::shared_attempts::auth_internal::clear_attempts
+CREATE  FUNCTION auth_internal."clear_attempts"(
+	"kind" TEXT, /* & str */
+	"key" bytea /* & [u8] */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'clear_attempts_wrapper';
 -- src/api/oidc.rs:40
 -- pg_auth::api::oidc::auth_internal::fetch_jwks
 CREATE  FUNCTION auth_internal."fetch_jwks"(
@@ -155,6 +181,22 @@ BEGIN
 END
 $$;
 
+-- Counts one attempt (a password, code or second factor about to be checked) where no
+-- transaction can roll it back — shared memory, with pg_auth in shared_preload_libraries — and
+-- refuses it with 429 past `max` within `window_secs`. A success clears the count
+-- (auth_internal.clear_attempts). Without the preload only the counts in tables hold, and a SQL
+-- caller that rolls its wrong guesses back is not limited by them (README, "Attempt limits").
+CREATE FUNCTION auth_internal.count_attempt(kind text, key bytea, max integer, window_secs integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT auth_internal.attempt_allowed(kind, key, max, window_secs) THEN
+        PERFORM auth_internal.raise_error('too_many_attempts',
+            format('too many attempts; try again in up to %s seconds', window_secs));
+    END IF;
+END
+$$;
+
 -- Signs in. On success: a new session, its cookie appended to response.headers, and
 -- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
 -- return_jwt). A wrong email or password is not an exception, so the failure count survives:
@@ -178,6 +220,8 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
+    PERFORM auth_internal.count_attempt('login', key, auth_internal.setting('login_max_failures')::int,
+                                        auth_internal.setting('login_failure_window')::int);
     -- No row lock yet: a failed login must not wait where an unknown email would not.
     SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
     IF octet_length(login.password) > 1024 THEN
@@ -200,6 +244,7 @@ BEGIN
         RETURN auth_internal.refuse('28P01', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.clear_attempts('login', key);
     UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
                                                THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
@@ -309,9 +354,176 @@ AS $$
         RETURNING 1
     ), k AS (
         DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
+    ), e AS (
+        DELETE FROM auth.code_email_locks l
+        WHERE NOT EXISTS (SELECT FROM auth.one_time_codes o WHERE o.email_key = l.email_key)
+        RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
-           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + auth.cleanup_revoked_tokens()
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e)
+           + auth.cleanup_revoked_tokens()
+$$;
+
+-- Ends one of the user's own sessions (the current one too: then the cookie stays until the
+-- next request clears it; use auth.logout() for that). True when it was live.
+CREATE OR REPLACE FUNCTION auth.end_my_session(session_id uuid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    IF end_my_session.session_id IS DISTINCT FROM (SELECT v.session_id FROM auth.verified_session() AS v) THEN
+        PERFORM auth_internal.require_second_factor();
+    END IF;
+    UPDATE auth.sessions s SET revoked_at = now()
+    FROM auth.verified_session() AS v
+    WHERE s.id = end_my_session.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+-- Ends every session of the user but the current one; returns how many.
+CREATE OR REPLACE FUNCTION auth.end_my_other_sessions() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ended bigint;
+BEGIN
+    IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    PERFORM auth_internal.require_second_factor();
+    WITH gone AS (
+        UPDATE auth.sessions s SET revoked_at = now()
+        FROM auth.verified_session() AS v
+        WHERE s.user_id = v.user_id AND s.id <> v.session_id AND s.revoked_at IS NULL
+        RETURNING 1)
+    SELECT count(*) INTO ended FROM gone;
+    RETURN ended;
+END
+$$;
+
+-- Changes the password of the signed-in user (old one required) and ends their other sessions
+-- and unused reset tokens. The user is the one auth.authenticate verified in this transaction,
+-- never request.jwt.claims. An email locked by failed logins is refused here too (429). A wrong
+-- old password counts towards that lock like a failed login, so it is returned, not raised (an
+-- error would roll the count back): {"code": "28P01", ...} with response.status 401. Success
+-- returns {"changed": true}.
+CREATE OR REPLACE FUNCTION auth.change_password(old_password text, new_password text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.users;
+    my_id uuid;
+    current_session uuid;
+    key bytea;
+    locked timestamptz;
+BEGIN
+    PERFORM auth_internal.require_read_write('auth.change_password');
+    SELECT v.user_id, v.session_id INTO my_id, current_session FROM auth.verified_session() AS v;
+    SELECT * INTO me FROM auth.users u WHERE u.id = my_id;
+    IF me.id IS NULL THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    key := auth_internal.email_key(me.email);
+    SELECT a.locked_until INTO locked FROM auth.login_attempts a WHERE a.email_key = key;
+    IF locked > now() THEN
+        PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed attempts; try again in %s seconds',
+                                                     ceil(extract(epoch FROM locked - now()))));
+    END IF;
+    -- Read again under the row lock: a password change or reset that committed meanwhile (it
+    -- ends the other sessions, perhaps this one) must not be overwritten by one that raced it.
+    SELECT * INTO me FROM auth.users u WHERE u.id = me.id FOR UPDATE;
+    IF NOT EXISTS (SELECT FROM auth.sessions s WHERE s.id = current_session AND s.revoked_at IS NULL
+                   AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
+        PERFORM auth_internal.raise_error('not_signed_in');
+    END IF;
+    PERFORM auth_internal.require_second_factor();
+    PERFORM auth_internal.count_attempt('login', key, auth_internal.setting('login_max_failures')::int,
+                                        auth_internal.setting('login_failure_window')::int);
+    IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
+        PERFORM auth_internal.record_failed_login(key);
+        RETURN auth_internal.refuse('28P01', 'the current password is wrong');
+    END IF;
+    PERFORM auth_internal.clear_attempts('login', key);
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
+    PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);
+    PERFORM auth_internal.revoke_user_api_keys(me.id);
+    DELETE FROM auth.password_resets r WHERE r.user_id = me.id AND r.used_at IS NULL;
+    RETURN jsonb_build_object('changed', true);
+END
+$$;
+
+-- Creates a key for `role`, or for the user `user_id` (give one of them), with an optional expiry
+-- and extra claims. Returns {id, key, name, role, user_id, expires_at}: the key is shown here only.
+CREATE OR REPLACE FUNCTION auth.create_api_key(
+    name       text,
+    role       text DEFAULT NULL,
+    user_id    uuid DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    claims     jsonb DEFAULT '{}'
+) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reserved text[] := auth_internal.api_key_reserved_claims();
+    clash text;
+    t record;
+    new_id uuid;
+BEGIN
+    IF create_api_key.name IS NULL OR length(create_api_key.name) NOT BETWEEN 1 AND 200 THEN
+        PERFORM auth_internal.raise_error('invalid_argument', 'an API key needs a name of 1 to 200 characters');
+    END IF;
+    IF num_nonnulls(create_api_key.role, create_api_key.user_id) <> 1 THEN
+        PERFORM auth_internal.raise_error('invalid_argument', 'give an API key either a role or a user_id');
+    END IF;
+    IF create_api_key.role IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_roles r WHERE r.rolname = create_api_key.role AND NOT r.rolsuper AND NOT r.rolbypassrls) THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            format('role %s does not exist, is a superuser or bypasses row-level security', quote_ident(create_api_key.role)));
+    END IF;
+    IF create_api_key.user_id IS NOT NULL THEN
+        -- FOR SHARE waits for a password change, reset or disable of the user in progress, which
+        -- ends the user's keys: then the user is read again, and a session that made the request
+        -- must still be live (the change may have ended it), so no key slips past it.
+        PERFORM FROM auth.users u WHERE u.id = create_api_key.user_id AND NOT u.disabled FOR SHARE;
+        IF NOT FOUND THEN
+            PERFORM auth_internal.raise_error('invalid_argument', 'no such user, or the user is disabled');
+        END IF;
+        IF EXISTS (SELECT FROM auth.verified_session() v WHERE v.user_id = create_api_key.user_id) THEN
+            -- A live session that made the request; with a second factor, verified in it.
+            PERFORM auth_internal.require_second_factor();
+        END IF;
+    END IF;
+    IF create_api_key.expires_at <= now() THEN
+        PERFORM auth_internal.raise_error('invalid_argument', 'expires_at lies in the past');
+    END IF;
+    IF create_api_key.claims IS NULL OR jsonb_typeof(create_api_key.claims) <> 'object' THEN
+        PERFORM auth_internal.raise_error('invalid_argument', 'claims must be a JSON object');
+    END IF;
+    -- The first member of a dotted pg_auth.role_claim (app_metadata.role) is pg_auth's too.
+    reserved := reserved || split_part(auth_internal.setting('role_claim'), '.', 1);
+    SELECT string_agg(k, ', ' ORDER BY k) INTO clash FROM jsonb_object_keys(create_api_key.claims) k WHERE k = ANY (reserved);
+    IF clash IS NOT NULL THEN
+        PERFORM auth_internal.raise_error('invalid_argument', format('claims pg_auth sets cannot be given: %s', clash));
+    END IF;
+    -- Published as JSON by pg_auth: numbers beyond int64 and float8 precision, or nesting deeper
+    -- than 100, would change or fail on the way.
+    IF auth_internal.publishable_json(create_api_key.claims::text)::jsonb IS DISTINCT FROM create_api_key.claims THEN
+        PERFORM auth_internal.raise_error('invalid_argument',
+            'claims cannot be published unchanged: keep numbers within int64 or float8 precision and nesting under 100 levels');
+    END IF;
+    SELECT * INTO t FROM auth_internal.new_api_key();
+    INSERT INTO auth.api_keys (name, key_hash, role, user_id, claims, expires_at)
+    VALUES (create_api_key.name, t.key_hash, create_api_key.role, create_api_key.user_id,
+            create_api_key.claims, create_api_key.expires_at)
+    RETURNING id INTO new_id;
+    RETURN jsonb_build_object('id', new_id, 'key', t.key, 'name', create_api_key.name,
+                              'role', create_api_key.role, 'user_id', create_api_key.user_id,
+                              'expires_at', create_api_key.expires_at);
+END
 $$;
 
 -- One row trigger for every audited table: what changed, told as events.
@@ -537,6 +749,23 @@ BEGIN
 END
 $$;
 
+-- Account changes that could take an account from its owner (email, password, other sessions,
+-- API keys) need, for a user with a confirmed second factor, that factor verified in this session
+-- (aal2): a stolen password alone is then not enough. PA026 otherwise.
+CREATE FUNCTION auth_internal.require_second_factor() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions := auth_internal.current_session();
+BEGIN
+    IF me.aal IS DISTINCT FROM 'aal2'
+       AND EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+        PERFORM auth_internal.raise_error('second_factor_state',
+            'this account has a second factor: verify it in this session first (auth.verify_totp)');
+    END IF;
+END
+$$;
+
 -- Checks a second-factor code of user `user_id`: a TOTP code (once per step), or a recovery code
 -- when `recovery` (once). Wrong codes count towards the factor's lock; while locked, 429.
 -- The caller returns a refusal on false, so that the count commits.
@@ -556,6 +785,8 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many wrong codes; try again in %s seconds',
                                                      ceil(extract(epoch FROM f.locked_until - now()))));
     END IF;
+    PERFORM auth_internal.count_attempt('second_factor', uuid_send(f.user_id), auth_internal.setting('login_max_failures')::int,
+                                        window_secs);
     IF octet_length(code) <= 64 THEN
         IF recovery THEN
             UPDATE auth.recovery_codes r SET used_at = now()
@@ -563,6 +794,7 @@ BEGIN
               AND r.used_at IS NULL;
             IF FOUND THEN
                 UPDATE auth.mfa_factors m SET failed_attempts = 0, failures_since = NULL WHERE m.id = f.id;
+                PERFORM auth_internal.clear_attempts('second_factor', uuid_send(f.user_id));
                 RETURN true;
             END IF;
         ELSE
@@ -570,6 +802,7 @@ BEGIN
             IF step IS NOT NULL THEN
                 UPDATE auth.mfa_factors m SET last_used_step = step, failed_attempts = 0, failures_since = NULL
                 WHERE m.id = f.id;
+                PERFORM auth_internal.clear_attempts('second_factor', uuid_send(f.user_id));
                 RETURN true;
             END IF;
         END IF;
@@ -762,6 +995,9 @@ CREATE TABLE auth.one_time_codes (
     user_id         uuid REFERENCES auth.users ON DELETE CASCADE,
     -- The address an account is created with (sign_in with create_user) or changed to.
     email           text,
+    -- change_email: the session that asked; the change dies with it (a password reset or change,
+    -- a sign-out, the session ending any way).
+    session_id      uuid REFERENCES auth.sessions ON DELETE CASCADE,
     code_hash       bytea NOT NULL CHECK (length(code_hash) = 32),
     link_hash       bytea NOT NULL UNIQUE CHECK (length(link_hash) = 32),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -771,20 +1007,31 @@ CREATE TABLE auth.one_time_codes (
 );
 CREATE INDEX one_time_codes_email_key ON auth.one_time_codes (email_key, created_at);
 CREATE INDEX one_time_codes_user_id ON auth.one_time_codes (user_id);
+CREATE INDEX one_time_codes_session_id ON auth.one_time_codes (session_id);
+
+-- One row per email that was sent a code: requests and guesses for one email lock it, so they
+-- wait for each other (neither the request limit nor an entry's attempt limit can be passed by
+-- sending many at once). A row lock in an owner-only table: nobody else can hold it.
+CREATE TABLE auth.code_email_locks (
+    email_key bytea PRIMARY KEY CHECK (length(email_key) = 32)
+);
+REVOKE ALL ON auth.code_email_locks FROM PUBLIC;
 REVOKE ALL ON auth.one_time_codes FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.one_time_codes', '');
 
--- Requests and guesses for one email wait for each other, so neither the request limit nor an
--- entry's attempt limit can be passed by sending many at once.
+-- Locks the row of `email_key` in auth.code_email_locks (made on first use).
 CREATE FUNCTION auth_internal.lock_email_key(email_key bytea) RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('pg_auth one-time ' || pg_catalog.encode(email_key, 'hex'), 0)) $$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO auth.code_email_locks (email_key) VALUES (lock_email_key.email_key) ON CONFLICT DO NOTHING;
+    SELECT FROM auth.code_email_locks l WHERE l.email_key = lock_email_key.email_key FOR UPDATE;
+$$;
 
 -- A new entry for `email_key` (the older unused ones of that purpose end) after the request
 -- limit: pg_auth.code_max_requests per pg_auth.code_request_window, counted per email, known or
 -- not. {code, link_token, expires_at}.
 CREATE FUNCTION auth_internal.new_one_time_code(email_key bytea, purpose text, user_id uuid, email text,
-                                                valid_for interval) RETURNS jsonb
+                                                valid_for interval, session_id uuid DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -810,9 +1057,9 @@ BEGIN
     WHERE c.email_key = new_one_time_code.email_key AND c.purpose = new_one_time_code.purpose
       AND c.used_at IS NULL AND c.expires_at > now();
     SELECT * INTO link FROM auth_internal.new_link_token();
-    INSERT INTO auth.one_time_codes (id, email_key, purpose, user_id, email, code_hash, link_hash, expires_at)
-    VALUES (new_id, email_key, purpose, user_id, email, auth_internal.hash_token(new_id::pg_catalog.text || ':' || code),
-            link.token_hash, now() + valid_for);
+    INSERT INTO auth.one_time_codes (id, email_key, purpose, user_id, email, session_id, code_hash, link_hash, expires_at)
+    VALUES (new_id, email_key, purpose, user_id, email, session_id,
+            auth_internal.hash_token(new_id::pg_catalog.text || ':' || code), link.token_hash, now() + valid_for);
     RETURN jsonb_build_object('code', code, 'link_token', link.token, 'expires_at', now() + valid_for);
 END
 $$;
@@ -849,8 +1096,9 @@ END
 $$;
 
 -- A code and link to send to `new_email`, the address the signed-in user wants: using it makes
--- that the account's (verified) email. Always returns {code, link_token, expires_at}; an address
--- another account has is refused only when the code is used.
+-- that the account's (verified) email, while the session that asked lives. Always returns {code,
+-- link_token, expires_at}; an address another account has is refused only when the code is used.
+-- A user with a second factor must have verified it in this session.
 CREATE FUNCTION auth.request_email_change(new_email text, valid_for interval DEFAULT '10 minutes') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -859,11 +1107,12 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_email_change');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_second_factor();
     IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
-                                           new_email, valid_for);
+                                           new_email, valid_for, me.id);
 END
 $$;
 
@@ -882,10 +1131,14 @@ BEGIN
         ON CONFLICT ((lower(email))) DO NOTHING;
         SELECT u.id INTO target FROM auth.users u WHERE lower(u.email) = lower(entry.email);
     END IF;
-    -- The account as it is now: still enabled, still at the address the code went to.
+    -- The account as it is now: still enabled, still at the address the code went to; for an
+    -- email change, the session that asked still live.
     SELECT u.id INTO target FROM auth.users u
     WHERE u.id = target AND NOT u.disabled
       AND (entry.purpose = 'change_email' OR auth_internal.email_key(u.email) = entry.email_key)
+      AND (entry.purpose <> 'change_email'
+           OR EXISTS (SELECT FROM auth.sessions s WHERE s.id = entry.session_id AND s.user_id = u.id
+                      AND s.revoked_at IS NULL AND s.expires_at > now() AND s.idle_expires_at > now()))
     FOR UPDATE;
     IF target IS NULL THEN  -- the same answer as a wrong code
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
@@ -899,6 +1152,15 @@ BEGIN
         -- Reset tokens went to the old address.
         DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
         RETURN jsonb_build_object('purpose', entry.purpose, 'user_id', target, 'email', entry.email);
+    END IF;
+    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified
+                                                                        AND u.password_hash IS NOT NULL) THEN
+        -- The first proof of this address: a password set before it was set by someone who never
+        -- proved it (an account made in advance to take over the owner's later sign-in). It stops
+        -- working, with its sessions and API keys.
+        UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
+        PERFORM auth.revoke_user_sessions(target);
+        PERFORM auth_internal.revoke_user_api_keys(target);
     END IF;
     UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target AND NOT u.email_verified;
     IF entry.purpose = 'verify_email' THEN
@@ -927,6 +1189,10 @@ BEGIN
     IF entry.id IS NULL THEN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
+    -- Every code an email may be sent in a window, each tried as often as allowed; no more.
+    PERFORM auth_internal.count_attempt('code', key,
+        auth_internal.setting('code_max_attempts')::int * auth_internal.setting('code_max_requests')::int,
+        auth_internal.setting('code_request_window')::int);
     IF octet_length(code) > 64
        OR entry.code_hash <> auth_internal.hash_token(entry.id::pg_catalog.text || ':' || pg_catalog.btrim(coalesce(code, ''))) THEN
         UPDATE auth.one_time_codes c SET failed_attempts = c.failed_attempts + 1,
@@ -935,6 +1201,7 @@ BEGIN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
     UPDATE auth.one_time_codes c SET used_at = now() WHERE c.id = entry.id;
+    PERFORM auth_internal.clear_attempts('code', key);
     RETURN auth_internal.redeem_code(entry, return_jwt);
 END
 $$;

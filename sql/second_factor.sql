@@ -52,6 +52,23 @@ BEGIN
 END
 $$;
 
+-- Account changes that could take an account from its owner (email, password, other sessions,
+-- API keys) need, for a user with a confirmed second factor, that factor verified in this session
+-- (aal2): a stolen password alone is then not enough. PA026 otherwise.
+CREATE FUNCTION auth_internal.require_second_factor() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions := auth_internal.current_session();
+BEGIN
+    IF me.aal IS DISTINCT FROM 'aal2'
+       AND EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+        PERFORM auth_internal.raise_error('second_factor_state',
+            'this account has a second factor: verify it in this session first (auth.verify_totp)');
+    END IF;
+END
+$$;
+
 -- Checks a second-factor code of user `user_id`: a TOTP code (once per step), or a recovery code
 -- when `recovery` (once). Wrong codes count towards the factor's lock; while locked, 429.
 -- The caller returns a refusal on false, so that the count commits.
@@ -71,6 +88,8 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many wrong codes; try again in %s seconds',
                                                      ceil(extract(epoch FROM f.locked_until - now()))));
     END IF;
+    PERFORM auth_internal.count_attempt('second_factor', uuid_send(f.user_id), auth_internal.setting('login_max_failures')::int,
+                                        window_secs);
     IF octet_length(code) <= 64 THEN
         IF recovery THEN
             UPDATE auth.recovery_codes r SET used_at = now()
@@ -78,6 +97,7 @@ BEGIN
               AND r.used_at IS NULL;
             IF FOUND THEN
                 UPDATE auth.mfa_factors m SET failed_attempts = 0, failures_since = NULL WHERE m.id = f.id;
+                PERFORM auth_internal.clear_attempts('second_factor', uuid_send(f.user_id));
                 RETURN true;
             END IF;
         ELSE
@@ -85,6 +105,7 @@ BEGIN
             IF step IS NOT NULL THEN
                 UPDATE auth.mfa_factors m SET last_used_step = step, failed_attempts = 0, failures_since = NULL
                 WHERE m.id = f.id;
+                PERFORM auth_internal.clear_attempts('second_factor', uuid_send(f.user_id));
                 RETURN true;
             END IF;
         END IF;

@@ -169,6 +169,8 @@ BEGIN
         PERFORM auth_internal.raise_error('too_many_attempts', format('too many failed logins; try again in %s seconds',
                                                      ceil(extract(epoch FROM locked - now()))));
     END IF;
+    PERFORM auth_internal.count_attempt('login', key, auth_internal.setting('login_max_failures')::int,
+                                        auth_internal.setting('login_failure_window')::int);
     -- No row lock yet: a failed login must not wait where an unknown email would not.
     SELECT * INTO u FROM auth.users WHERE lower(users.email) = lower(login.email);
     IF octet_length(login.password) > 1024 THEN
@@ -191,6 +193,7 @@ BEGIN
         RETURN auth_internal.refuse('28P01', 'invalid email or password');
     END IF;
     DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.clear_attempts('login', key);
     UPDATE auth.users SET password_hash = CASE WHEN auth_internal.password_needs_rehash(password_hash)
                                                THEN auth_internal.hash_password(login.password) ELSE password_hash END
     WHERE id = u.id;
@@ -343,6 +346,22 @@ BEGIN
                    WHERE o.user_id = make_room_for_session.user_id AND o.revoked_at IS NULL
                      AND o.expires_at > now() AND o.idle_expires_at > now()
                    ORDER BY o.created_at, o.id LIMIT live - max_sessions + 1);
+END
+$$;
+
+-- Counts one attempt (a password, code or second factor about to be checked) where no
+-- transaction can roll it back — shared memory, with pg_auth in shared_preload_libraries — and
+-- refuses it with 429 past `max` within `window_secs`. A success clears the count
+-- (auth_internal.clear_attempts). Without the preload only the counts in tables hold, and a SQL
+-- caller that rolls its wrong guesses back is not limited by them (README, "Attempt limits").
+CREATE FUNCTION auth_internal.count_attempt(kind text, key bytea, max integer, window_secs integer) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT auth_internal.attempt_allowed(kind, key, max, window_secs) THEN
+        PERFORM auth_internal.raise_error('too_many_attempts',
+            format('too many attempts; try again in up to %s seconds', window_secs));
+    END IF;
 END
 $$;
 
@@ -503,6 +522,9 @@ BEGIN
     IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
         PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
+    IF end_my_session.session_id IS DISTINCT FROM (SELECT v.session_id FROM auth.verified_session() AS v) THEN
+        PERFORM auth_internal.require_second_factor();
+    END IF;
     UPDATE auth.sessions s SET revoked_at = now()
     FROM auth.verified_session() AS v
     WHERE s.id = end_my_session.session_id AND s.user_id = v.user_id AND s.revoked_at IS NULL;
@@ -520,6 +542,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM auth.verified_session()) THEN
         PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
+    PERFORM auth_internal.require_second_factor();
     WITH gone AS (
         UPDATE auth.sessions s SET revoked_at = now()
         FROM auth.verified_session() AS v
@@ -591,7 +614,12 @@ AS $$
         RETURNING 1
     ), k AS (
         DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
+    ), e AS (
+        DELETE FROM auth.code_email_locks l
+        WHERE NOT EXISTS (SELECT FROM auth.one_time_codes o WHERE o.email_key = l.email_key)
+        RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
-           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + auth.cleanup_revoked_tokens()
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e)
+           + auth.cleanup_revoked_tokens()
 $$;

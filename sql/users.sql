@@ -138,10 +138,14 @@ BEGIN
                    AND s.expires_at > now() AND s.idle_expires_at > now()) THEN
         PERFORM auth_internal.raise_error('not_signed_in');
     END IF;
+    PERFORM auth_internal.require_second_factor();
+    PERFORM auth_internal.count_attempt('login', key, auth_internal.setting('login_max_failures')::int,
+                                        auth_internal.setting('login_failure_window')::int);
     IF octet_length(old_password) > 1024 OR NOT auth_internal.verify_password(coalesce(old_password, ''), me.password_hash) THEN
         PERFORM auth_internal.record_failed_login(key);
         RETURN auth_internal.refuse('28P01', 'the current password is wrong');
     END IF;
+    PERFORM auth_internal.clear_attempts('login', key);
     PERFORM auth_internal.check_new_password(new_password);
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now() WHERE id = me.id;
     PERFORM auth.revoke_user_sessions(me.id, except_session => current_session);

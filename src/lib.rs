@@ -12,6 +12,7 @@
 
 use pgrx::prelude::*;
 
+pub mod attempts;
 pub mod error;
 pub mod identity;
 pub mod jwks_fetch;
@@ -35,6 +36,7 @@ mod published;
 mod revocation;
 mod session_store;
 mod settings;
+mod shared_attempts;
 mod sqlstate;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -183,6 +185,7 @@ pub extern "C-unwind" fn _PG_init() {
     // defined by then is dropped from postgresql.conf's values.
     jwks_worker::define();
     settings::define();
+    shared_attempts::init();
     keyring::register_invalidation_callback();
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }

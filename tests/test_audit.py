@@ -80,6 +80,8 @@ def test_codes_and_the_second_factor_are_recorded(c):
     c.execute("DELETE FROM auth.users WHERE email = 'audited-mfa@example.com'")
     user = one(c, "SELECT auth.register('audited-mfa@example.com', %s)", (PASSWORD,))
     c.execute("TRUNCATE auth.audit_log")
+    sent = one(c, "SELECT auth.request_code('audited-mfa@example.com', 'verify_email')")
+    one(c, "SELECT auth.verify_link(%s)", (sent["link_token"],))
     sent = one(c, "SELECT auth.request_code('audited-mfa@example.com')")
     assert one(c, "SELECT auth.verify_code('audited-mfa@example.com', %s)",
                (f"{(int(sent['code']) + 1) % 1_000_000:06d}",)) is None
@@ -98,10 +100,10 @@ def test_codes_and_the_second_factor_are_recorded(c):
     as_user("SELECT auth.verify_recovery_code(%s)", (codes[0],))
     as_user("SELECT auth.unenroll_totp(%s)", (codes[1],))
     assert events(c) == [
-        "code_requested", "code_failed", "code_used", "email_verified", "session_started",
+        "code_requested", "code_used", "email_verified", "code_requested", "code_failed", "code_used", "session_started",
         "second_factor_enrolling", "second_factor_failed", "second_factor_enrolled", "second_factor_verified",
         "recovery_code_used", "recovery_code_used", "second_factor_removed"]
-    assert one(c, "SELECT count(*) FROM auth.audit_log WHERE user_id = %s", (user,)) == 12
+    assert one(c, "SELECT count(*) FROM auth.audit_log WHERE user_id = %s", (user,)) == 14
     dump = json.dumps([list(map(str, r)) for r in c.execute("SELECT * FROM auth.audit_log").fetchall()])
     for secret_text in (sent["code"], sent["link_token"], secret, codes[0], session["token"]):
         assert secret_text not in dump

@@ -301,3 +301,65 @@ def test_cleanup_deletes_spent_codes_once_they_no_longer_count(c):
     # The used one is gone; the live one stays usable.
     assert one(c, f"SELECT count(*) FROM auth.one_time_codes WHERE email_key = {key}") == 1
     assert one(c, "SELECT auth.verify_link(%s) ->> 'purpose'", (live["link_token"],)) == "verify_email"
+
+
+def test_an_email_change_dies_with_the_session_that_asked(c):
+    """Live attack on 0.4.0: a thief with a stolen cookie asked for an email change; the owner
+    reset the password (every session ended), and the thief still used the code."""
+    uid = user(c, "changed-by-thief@example.com", verified=True)
+    stolen = one(c, "SELECT auth.login('changed-by-thief@example.com', %s)", (PASSWORD,))
+    with c.transaction():
+        c.execute("SELECT auth.authenticate(%s)", (stolen["token"],))
+        c.execute("SET LOCAL ROLE NONE")
+        sent = one(c, "SELECT auth.request_email_change('thief@evil.example')")
+    reset = one(c, "SELECT auth.request_password_reset('changed-by-thief@example.com')")
+    c.execute("SELECT auth.reset_password(%s, 'the owner''s new password')", (reset,))
+    refused(call(c, "SELECT auth.verify_code('thief@evil.example', %s, 'change_email')", (sent["code"],)))
+    assert_sqlstate(c, "PA023", "SELECT auth.verify_link(%s)", (sent["link_token"],))
+    assert one(c, "SELECT email FROM auth.users WHERE id = %s", (uid,)) == "changed-by-thief@example.com"
+    # A sign-out ends it too.
+    session = one(c, "SELECT auth.login('changed-by-thief@example.com', 'the owner''s new password')")
+    with c.transaction():
+        c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+        c.execute("SET LOCAL ROLE NONE")
+        sent = one(c, "SELECT auth.request_email_change('later@example.com')")
+        c.execute("SELECT auth.logout()")
+    refused(call(c, "SELECT auth.verify_code('later@example.com', %s, 'change_email')", (sent["code"],)))
+
+
+def test_a_sign_in_code_ends_a_password_nobody_proved(c):
+    """Live attack on 0.4.0: an attacker registered the victim's address with a password; the
+    victim's code sign-in verified the account and the attacker's password kept working."""
+    uid = user(c, "pre-registered@example.com")
+    attacker = one(c, "SELECT auth.login('pre-registered@example.com', %s)", (PASSWORD,))
+    sent = one(c, "SELECT auth.request_code('pre-registered@example.com')")
+    victim = one(c, "SELECT auth.verify_link(%s)", (sent["link_token"],))
+    assert victim["user_id"] == str(uid)
+    assert one(c, "SELECT password_hash IS NULL AND email_verified FROM auth.users WHERE id = %s", (uid,)) is True
+    value, status, _ = call(c, "SELECT auth.login('pre-registered@example.com', %s)", (PASSWORD,))
+    assert (value, status) == (None, "401")
+    assert_sqlstate(c, "PA017", "SELECT auth.authenticate(%s)", (attacker["token"],))
+    assert signed_in_as(c, victim["token"])["sub"] == str(uid)
+    # An account whose address was proved keeps its password.
+    user(c, "proved@example.com", verified=True)
+    sent = one(c, "SELECT auth.request_code('proved@example.com')")
+    one(c, "SELECT auth.verify_link(%s)", (sent["link_token"],))
+    assert one(c, "SELECT auth.login('proved@example.com', %s)", (PASSWORD,))["user_id"]
+
+
+def test_no_other_role_can_hold_the_lock_of_an_email(db, c):
+    """Live attack on 0.4.0: the lock serialising requests and guesses of an email was an
+    advisory lock any role could take, hanging every request for that email."""
+    c.execute("DO $$ BEGIN CREATE ROLE lock_holder LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    import psycopg as pg
+    with pg.connect(f"host=127.0.0.1 port={c.info.port} user=lock_holder dbname={db}", autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended('pg_auth one-time ' || encode(sha256('lockme@example.com'::bytea), 'hex'), 0))")
+        with pytest.raises(pg.Error) as e:
+            other.execute("SELECT FROM auth.code_email_locks FOR UPDATE")
+        assert e.value.sqlstate == "42501"
+        c.execute("SET statement_timeout = '5s'")
+        try:
+            assert one(c, "SELECT auth.request_code('lockme@example.com')") is None
+            refused(call(c, "SELECT auth.verify_code('lockme@example.com', '123456')"))
+        finally:
+            c.execute("RESET statement_timeout")

@@ -258,3 +258,30 @@ def test_deleting_a_user_deletes_the_factor_and_codes(c):
     c.execute("DELETE FROM auth.users WHERE email = 'gone-mfa@example.com'")
     assert one(c, "SELECT count(*) FROM auth.mfa_factors f LEFT JOIN auth.users u ON u.id = f.user_id WHERE u.id IS NULL") == 0
     assert one(c, "SELECT count(*) FROM auth.recovery_codes r LEFT JOIN auth.users u ON u.id = r.user_id WHERE u.id IS NULL") == 0
+
+
+def test_account_changes_need_the_second_factor_once_enrolled(c):
+    """Live attack on 0.4.0: a password thief without the phone (aal1) changed the account's
+    email, ended the owner's sessions and made API keys."""
+    owner, secret, _ = enrolled(c, "guarded@example.com")
+    thief = one(c, "SELECT auth.login('guarded@example.com', %s)", (PASSWORD,))
+    uid = one(c, "SELECT id FROM auth.users WHERE email = 'guarded@example.com'")
+    attempts = [
+        ("SELECT auth.request_email_change('thief@evil.example')", ()),
+        ("SELECT auth.change_password(%s, 'the thief''s password')", (PASSWORD,)),
+        ("SELECT auth.end_my_other_sessions()", ()),
+        ("SELECT auth.end_my_session(%s)", (owner["session_id"],)),
+        ("SELECT auth.create_api_key('thief key', user_id => %s)", (uid,)),
+    ]
+    for sql, params in attempts:
+        with pytest.raises(psycopg.Error) as e:
+            signed_in(c, thief["token"], sql, params)
+        assert e.value.sqlstate == "PA026" and "second factor" in str(e.value), sql
+    # Signing itself out needs nothing more.
+    assert signed_in(c, thief["token"], "SELECT auth.end_my_session(%s)", (thief["session_id"],))[0] is True
+    # At aal2 the owner may.
+    assert signed_in(c, owner["token"], "SELECT auth.create_api_key('owner key', user_id => %s) ->> 'name'", (uid,))[0] == "owner key"
+    assert signed_in(c, owner["token"], "SELECT auth.request_email_change('new-guarded@example.com') ? 'code'")[0] is True
+    # Users without a second factor are not asked for one.
+    plain = user(c, "unguarded@example.com")
+    assert signed_in(c, plain["token"], "SELECT auth.request_email_change('new-unguarded@example.com') ? 'code'")[0] is True

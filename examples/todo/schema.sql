@@ -217,6 +217,7 @@ CREATE FUNCTION api.change_email(new_email text) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM auth.require_json_request();
     PERFORM api_private.send_code(new_email, 'change_email', auth.request_email_change(new_email));
     RETURN json_build_object('sent', true);
 END
@@ -229,25 +230,26 @@ GRANT EXECUTE ON FUNCTION api.request_code(text, text), api.verify_code(text, te
 
 -- ---- second factor: TOTP and recovery codes; todos need it once enrolled ---------------------------
 
+-- Each changes the account: JSON only, so no other site's form can post them.
 CREATE FUNCTION api.enroll_totp() RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.enroll_totp('pg_auth todo') $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.enroll_totp('pg_auth todo'); END $$;
 
 CREATE FUNCTION api.confirm_totp(code text) RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.confirm_totp(code) $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.confirm_totp(code); END $$;
 
 CREATE FUNCTION api.verify_totp(code text) RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.verify_totp(code) $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.verify_totp(code); END $$;
 
 CREATE FUNCTION api.use_recovery_code(code text) RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.verify_recovery_code(code) $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.verify_recovery_code(code); END $$;
 
 CREATE FUNCTION api.unenroll_totp(code text) RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.unenroll_totp(code) $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.unenroll_totp(code); END $$;
 
 CREATE FUNCTION api.mfa_status() RETURNS json
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -274,8 +276,8 @@ END
 $$;
 
 CREATE FUNCTION api.link_provider(provider text, id_token text, nonce text) RETURNS json
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT auth.link_identity(provider, id_token, nonce) $$;
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.link_identity(provider, id_token, nonce); END $$;
 
 CREATE FUNCTION api.my_identities() RETURNS TABLE (provider text, email text, created_at timestamptz,
                                                    last_sign_in_at timestamptz)

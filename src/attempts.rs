@@ -1,0 +1,152 @@
+//! Attempt counts a transaction cannot roll back. A refused sign-in, code or second factor is
+//! counted in a table, but a SQL caller (a compromised application login, any role granted a web
+//! role) can roll each wrong guess back — a savepoint, or the whole transaction — and guess
+//! without limit. These counts live in shared memory instead (`crate::shared_attempts`, with
+//! pg_auth in shared_preload_libraries): every attempt is counted before the answer is known,
+//! and only a success clears the count. Pure logic, no pgrx.
+
+use sha2::{Digest, Sha256};
+
+/// Slots of the table: about 200 kB of shared memory.
+pub const SLOTS: usize = 8192;
+/// Slots looked at for one key (its neighbourhood); where a new key goes when all are taken.
+const PROBE: usize = 16;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct Slot {
+    key: [u8; 16],
+    attempts: u32,
+    /// Unix seconds when this key's window began; 0: the slot is free.
+    window_start: i64,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Table {
+    /// Random per server start: which slots a key lands in cannot be computed from outside, so
+    /// nobody can fill a victim's neighbourhood on purpose.
+    seed: [u8; 32],
+    slots: [Slot; SLOTS],
+}
+
+impl Table {
+    pub fn new(seed: [u8; 32]) -> Table {
+        Table {
+            seed,
+            slots: [Slot::default(); SLOTS],
+        }
+    }
+
+    fn slot_key(&self, kind: &str, key: &[u8]) -> [u8; 16] {
+        let digest = Sha256::new()
+            .chain_update(self.seed)
+            .chain_update(kind.as_bytes())
+            .chain_update([0])
+            .chain_update(key)
+            .finalize();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&digest[..16]);
+        out
+    }
+
+    fn neighbourhood(key: &[u8; 16]) -> impl Iterator<Item = usize> {
+        let start = u64::from_le_bytes(key[..8].try_into().unwrap_or_default()) as usize % SLOTS;
+        (0..PROBE).map(move |i| (start + i) % SLOTS)
+    }
+
+    /// Counts one attempt of `kind` for `key` at `now`; true while the attempts of the current
+    /// window (`window` seconds from the first) are at most `max`.
+    pub fn attempt(&mut self, kind: &str, key: &[u8], now: i64, max: u32, window: i64) -> bool {
+        let slot_key = self.slot_key(kind, key);
+        let live = |slot: &Slot| slot.window_start != 0 && now - slot.window_start < window;
+        let index = Self::neighbourhood(&slot_key)
+            .find(|&i| self.slots[i].key == slot_key && self.slots[i].window_start != 0)
+            .unwrap_or_else(|| {
+                // A free or expired slot, else the least-tried (then oldest) one: a key under
+                // attack holds many attempts and is the last to be pushed out.
+                Self::neighbourhood(&slot_key)
+                    .min_by_key(|&i| {
+                        let s = &self.slots[i];
+                        if live(s) {
+                            (1, s.attempts, s.window_start)
+                        } else {
+                            (0, 0, 0)
+                        }
+                    })
+                    .unwrap_or(0)
+            });
+        let slot = &mut self.slots[index];
+        if slot.key != slot_key || !live(slot) {
+            *slot = Slot {
+                key: slot_key,
+                attempts: 0,
+                window_start: now,
+            };
+        }
+        slot.attempts = slot.attempts.saturating_add(1);
+        slot.attempts <= max
+    }
+
+    /// Forgets the attempts of `kind` for `key` (after a success).
+    pub fn clear(&mut self, kind: &str, key: &[u8]) {
+        let slot_key = self.slot_key(kind, key);
+        if let Some(i) = Self::neighbourhood(&slot_key).find(|&i| self.slots[i].key == slot_key) {
+            self.slots[i] = Slot::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Box<Table> {
+        Box::new(Table::new([7; 32]))
+    }
+
+    #[test]
+    fn attempts_past_the_limit_are_refused_until_the_window_ends() {
+        let mut t = table();
+        for _ in 0..5 {
+            assert!(t.attempt("code", b"victim", 1000, 5, 60));
+        }
+        assert!(!t.attempt("code", b"victim", 1001, 5, 60));
+        assert!(!t.attempt("code", b"victim", 1059, 5, 60));
+        // Other keys and kinds are counted apart.
+        assert!(t.attempt("code", b"other", 1001, 5, 60));
+        assert!(t.attempt("login", b"victim", 1001, 5, 60));
+        // A new window starts after `window` seconds from the first attempt.
+        assert!(t.attempt("code", b"victim", 1060, 5, 60));
+    }
+
+    #[test]
+    fn a_success_clears_the_count() {
+        let mut t = table();
+        for _ in 0..5 {
+            t.attempt("mfa", b"u", 10, 5, 60);
+        }
+        t.clear("mfa", b"u");
+        assert!(t.attempt("mfa", b"u", 11, 5, 60));
+    }
+
+    #[test]
+    fn flooding_the_table_does_not_push_out_a_key_under_attack() {
+        let mut t = table();
+        for _ in 0..6 {
+            t.attempt("code", b"victim", 100, 5, 3600);
+        }
+        // Every other key tried once, many times over the table's size.
+        for i in 0..(SLOTS * 4) as u32 {
+            t.attempt("code", &i.to_le_bytes(), 101, 5, 3600);
+        }
+        assert!(!t.attempt("code", b"victim", 102, 5, 3600));
+    }
+
+    #[test]
+    fn the_seed_decides_where_keys_go() {
+        let a = Table::new([1; 32]);
+        let b = Table::new([2; 32]);
+        assert_ne!(a.slot_key("code", b"x"), b.slot_key("code", b"x"));
+    }
+}
