@@ -1,6 +1,5 @@
 """The background worker that keeps identity providers' keys fresh, in a cluster of its own with
-pg_auth in shared_preload_libraries and pg_auth.jwks_databases naming one database (port
-PG_AUTH_JWKS_PORT, default 5496, created by scripts/lib.sh's start_cluster, stopped afterwards).
+pg_auth in shared_preload_libraries and pg_auth.jwks_databases naming one database (tests/preloaded.py).
 Against a JWKS served on 127.0.0.1 by the test: a new provider's keys are fetched without anyone
 asking, a rotation is picked up after the first token with the new kid, dropped keys retire,
 failures keep the last good keys and reach the server log.
@@ -8,33 +7,17 @@ failures keep the last good keys and reach the server log.
 
 from __future__ import annotations
 
-import os
-import shlex
-import subprocess
 import time
 import uuid
 
 import psycopg
 import pytest
 
-from conftest import PG_BIN
+import preloaded
 from idp import IdentityProvider, SigningKey
+from preloaded import LOG, dsn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_DIR = os.environ.get("PG_AUTH_RUN_DIR", "/var/tmp/pg_auth")
-PORT = int(os.environ.get("PG_AUTH_JWKS_PORT", "5496"))
-DATA = os.path.join(RUN_DIR, "jwks", "data")
-LOG = os.path.join(RUN_DIR, "jwks", "postgres.log")
 DB = "jwks_app"
-
-
-def dsn(db):
-    return f"host=127.0.0.1 port={PORT} user=postgres dbname={db} connect_timeout=5"
-
-
-def pg_ctl(*args):
-    return subprocess.run(["sudo", "-u", "postgres", str(PG_BIN / "pg_ctl"), "-D", DATA, *args],
-                          capture_output=True, text=True, timeout=120)
 
 
 def one(c, sql, params=()):
@@ -53,27 +36,18 @@ def eventually(check, timeout=15.0):
 
 @pytest.fixture(scope="module")
 def cluster():
-    start = ["bash", "-c", f"source {ROOT}/scripts/lib.sh && start_cluster jwks {PORT}"]
-    subprocess.run(start, check=True, capture_output=True, text=True, timeout=120)
-    # pg_auth.jwks_databases exists only with pg_auth preloaded: it goes in a configuration file
-    # (PostgreSQL 15's ALTER SYSTEM refuses settings it does not know).
-    conf = "\n".join(["shared_preload_libraries = 'pg_auth'", f"pg_auth.jwks_databases = '{DB}, jwks_missing_db'",
-                       "pg_auth.jwks_check_interval = 1", ""])
-    include = "include_if_exists = 'pg_auth_jwks.conf'"
-    script = (f"printf %s {shlex.quote(conf)} > {DATA}/pg_auth_jwks.conf && "
-              f"(grep -qxF {shlex.quote(include)} {DATA}/postgresql.conf || echo {shlex.quote(include)} >> {DATA}/postgresql.conf)")
-    subprocess.run(["sudo", "-u", "postgres", "bash", "-c", script], check=True, timeout=30)
+    preloaded.start({"pg_auth.jwks_databases": f"'{DB}, jwks_missing_db'", "pg_auth.jwks_check_interval": "1"})
     with psycopg.connect(dsn("postgres"), autocommit=True) as c:
         c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {DB}")
         c.execute(f"ALTER DATABASE {DB} SET pg_auth.jwks_min_refresh_interval = 1")
-    assert pg_ctl("-w", "stop", "-m", "fast").returncode == 0
-    subprocess.run(start, check=True, capture_output=True, text=True, timeout=120)
+    # The worker connects at start: restart so it finds the database.
+    preloaded.start({"pg_auth.jwks_databases": f"'{DB}, jwks_missing_db'", "pg_auth.jwks_check_interval": "1"})
     c = psycopg.connect(dsn(DB), autocommit=True)
     c.execute("CREATE EXTENSION pg_auth")
     yield c
     c.close()
-    pg_ctl("-m", "fast", "stop")
+    preloaded.stop()
 
 
 @pytest.fixture
