@@ -9,6 +9,10 @@ cd "$ROOT"
 ensure_packages
 install_extension
 start_cluster demo 5433
+# pg_auth preloaded: attempt limits no rollback can undo, and the JWKS worker (README). The
+# restart also loads a library just installed.
+"$PG_BIN/psql" -q -d postgres -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_auth'"
+as_root sudo -u postgres "$PG_BIN/pg_ctl" -D "$RUN_DIR/demo/data" -w restart -m fast >/dev/null
 create_db pg_auth_demo
 "$PG_BIN/psql" -q -d pg_auth_demo -v ON_ERROR_STOP=1 -f examples/todo/schema.sql >/dev/null
 
