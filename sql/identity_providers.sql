@@ -45,6 +45,15 @@ CREATE TABLE auth.provider_keys (
 REVOKE ALL ON auth.provider_keys FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.provider_keys', '');
 
+-- ID tokens used to sign in or link, until they expire: each works once (a stolen one cannot be
+-- replayed). Only hashes.
+CREATE TABLE auth.used_id_tokens (
+    token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    expires_at timestamptz NOT NULL
+);
+REVOKE ALL ON auth.used_id_tokens FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.used_id_tokens', '');
+
 -- Who an identity of a provider is here: several identities per user.
 CREATE TABLE auth.identities (
     provider        text NOT NULL REFERENCES auth.identity_providers ON DELETE CASCADE ON UPDATE CASCADE,
@@ -90,7 +99,9 @@ DECLARE
     added integer;
     retired integer;
 BEGIN
-    SELECT p.key_grace_period INTO grace FROM auth.identity_providers p WHERE p.name = store_provider_keys.provider FOR UPDATE;
+    -- NO KEY UPDATE: sign-ins adding identities (a foreign key to this row) do not wait for it.
+    SELECT p.key_grace_period INTO grace FROM auth.identity_providers p
+    WHERE p.name = store_provider_keys.provider FOR NO KEY UPDATE;
     SELECT jsonb_agg(jsonb_build_object('kid', k.kid, 'jwk', k.jwk)) INTO listed
     FROM auth_internal.usable_provider_keys(document) AS k;
     SELECT count(*) INTO added FROM jsonb_to_recordset(listed) AS l(kid text, jwk jsonb)
@@ -160,36 +171,33 @@ BEGIN
 END
 $$;
 
--- What the background worker runs: refreshes every provider whose keys are due (older than its
--- refresh_interval), failing (retried), or asked for by an unknown kid — never one fetched less
--- than pg_auth.jwks_min_refresh_interval seconds ago. Returns how many were fetched.
-CREATE FUNCTION auth_internal.refresh_due_provider_keys() RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- The providers whose keys are due: older than their refresh_interval, failing (retried), or
+-- asked for by an unknown kid — never one fetched less than pg_auth.jwks_min_refresh_interval
+-- seconds ago. The background worker refreshes each in a transaction of its own.
+CREATE FUNCTION auth_internal.due_provider_names() RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p record;
-    fetched integer := 0;
-    calm timestamptz := now() - make_interval(secs => auth_internal.setting('jwks_min_refresh_interval')::int);
-BEGIN
-    FOR p IN SELECT x.name FROM auth.identity_providers x
-             WHERE x.jwks_url IS NOT NULL
-               AND (x.fetch_attempted_at IS NULL
-                    OR x.fetch_attempted_at < calm
-                       AND (x.fetch_error IS NOT NULL OR x.keys_fetched_at IS NULL
-                            OR x.fetch_attempted_at < now() - x.refresh_interval
-                            OR x.refresh_requested_at > x.fetch_attempted_at))
-             ORDER BY x.name
-    LOOP
-        PERFORM auth.refresh_provider_keys(p.name);
-        fetched := fetched + 1;
-    END LOOP;
-    RETURN fetched;
-END
+    SELECT coalesce(array_agg(x.name ORDER BY x.name), '{}') FROM auth.identity_providers x
+    WHERE x.jwks_url IS NOT NULL
+      AND (x.fetch_attempted_at IS NULL
+           OR x.fetch_attempted_at < now() - make_interval(secs => auth_internal.setting('jwks_min_refresh_interval')::int)
+              AND (x.fetch_error IS NOT NULL OR x.keys_fetched_at IS NULL
+                   OR x.fetch_attempted_at < now() - x.refresh_interval
+                   OR x.refresh_requested_at > x.fetch_attempted_at))
 $$;
 
--- The ID token verified with the provider's live keys: {subject, email, email_verified}. NULL
--- when the token names a key not known yet: the keys are then asked for (the caller refuses the
--- sign-in so that this request commits, and the background worker fetches them).
+-- Refreshes every due provider in this transaction (for pg_cron without the worker: schedule
+-- it every minute); returns how many were fetched.
+CREATE FUNCTION auth_internal.refresh_due_provider_keys() RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(auth.refresh_provider_keys(name))::integer FROM unnest(auth_internal.due_provider_names()) AS name
+$$;
+
+-- The ID token verified with the provider's live keys: {subject, email, email_verified,
+-- expires_at}, email_verified only from a provider with link_by_email. NULL when the token names
+-- a key not known yet: the keys are then asked for (the caller refuses the sign-in so that this
+-- request commits, and the background worker fetches them). A token is good once (PA027 after).
 CREATE FUNCTION auth_internal.verified_id_token(p auth.identity_providers, id_token text, nonce text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -204,8 +212,16 @@ BEGIN
         -- Once per fetch: a flood of made-up kids writes nothing more.
         UPDATE auth.identity_providers x SET refresh_requested_at = now()
         WHERE x.name = p.name AND (x.refresh_requested_at IS NULL OR x.refresh_requested_at <= x.fetch_attempted_at);
+        RETURN NULL;
     END IF;
-    RETURN claimed;
+    INSERT INTO auth.used_id_tokens (token_hash, expires_at)
+    VALUES (auth_internal.hash_token(id_token), to_timestamp((claimed ->> 'expires_at')::bigint))
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        PERFORM auth_internal.raise_error('identity_refused', 'this ID token was used already; sign in with the provider again');
+    END IF;
+    -- Only a provider trusted to link by email is trusted to have verified one.
+    RETURN claimed || jsonb_build_object('email_verified', p.link_by_email AND (claimed ->> 'email_verified')::boolean);
 END
 $$;
 
@@ -217,7 +233,7 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM auth.identity_providers x WHERE x.name = identity_provider.name;
     IF p.name IS NULL THEN
-        PERFORM auth_internal.raise_error('invalid_argument', format('unknown identity provider %L', identity_provider.name));
+        PERFORM auth_internal.raise_error('identity_refused', format('unknown identity provider %L', identity_provider.name));
     END IF;
     RETURN p;
 END
@@ -248,20 +264,17 @@ BEGIN
     END IF;
     SELECT i.user_id INTO target FROM auth.identities i WHERE i.provider = p.name AND i.subject = claimed ->> 'subject';
     IF target IS NULL THEN
-        SELECT * INTO existing FROM auth.users u WHERE lower(u.email) = lower(claimed ->> 'email');
+        SELECT * INTO existing FROM auth.users u WHERE lower(u.email) = lower(claimed ->> 'email') FOR UPDATE;
         IF existing.id IS NOT NULL THEN
-            IF NOT (p.link_by_email AND (claimed ->> 'email_verified')::boolean) THEN
+            IF NOT (p.link_by_email AND (claimed ->> 'email_verified')::boolean
+                    AND auth_internal.same_email(existing.email, claimed ->> 'email')) THEN
                 PERFORM auth_internal.raise_error('identity_refused',
                     'an account with this email exists and is not linked to this provider; sign in to it and link the provider');
             END IF;
             target := existing.id;
             IF NOT existing.email_verified THEN
-                -- Whoever made this account never proved the address; the provider's user has. A
-                -- password set by someone else (an account made in advance to take over the
-                -- victim's later sign-in) stops working, with its sessions and keys.
-                UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
-                PERFORM auth.revoke_user_sessions(target);
-                PERFORM auth_internal.revoke_user_api_keys(target);
+                -- Whoever made this account never proved the address; the provider's user has.
+                PERFORM auth_internal.end_unproved_ways_in(target);
             END IF;
         ELSIF NOT p.allow_sign_up THEN
             PERFORM auth_internal.raise_error('identity_refused', format('sign-up through %s is off', p.name));
@@ -286,7 +299,8 @@ BEGIN
     IF existing.disabled THEN
         PERFORM auth_internal.raise_error('identity_refused', 'this account is disabled');
     END IF;
-    IF (claimed ->> 'email_verified')::boolean AND lower(existing.email) = lower(claimed ->> 'email') AND NOT existing.email_verified THEN
+    IF (claimed ->> 'email_verified')::boolean AND auth_internal.same_email(existing.email, claimed ->> 'email')
+       AND NOT existing.email_verified THEN
         UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target;
     END IF;
     UPDATE auth.identities i SET last_sign_in_at = now(), email = claimed ->> 'email'
@@ -295,8 +309,9 @@ BEGIN
 END
 $$;
 
--- Links an identity of `provider` to the signed-in user (verified like a sign-in). PA027 when
--- it belongs to another account. {provider, subject}.
+-- Links an identity of `provider` to the signed-in user (verified like a sign-in), from a session
+-- signed in within pg_auth.reauthentication_window (PA017 otherwise) and, with a second factor,
+-- at aal2. PA027 when it belongs to another account. {provider, subject}.
 CREATE FUNCTION auth.link_identity(provider text, id_token text, nonce text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -308,6 +323,10 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.link_identity');
     me := auth_internal.current_session();
+    -- A new way into the account outlives sessions and passwords: only from a recent sign-in,
+    -- with the second factor if there is one.
+    PERFORM auth_internal.require_recent_sign_in();
+    PERFORM auth_internal.require_second_factor();
     p := auth_internal.identity_provider(provider);
     claimed := auth_internal.verified_id_token(p, id_token, nonce);
     IF claimed IS NULL THEN
@@ -323,14 +342,22 @@ BEGIN
 END
 $$;
 
--- Removes the signed-in user's identities of `provider`. True when there was one.
+-- Removes the signed-in user's identities of `provider`. True when there was one. Not the
+-- last way to sign in of an account without a password (PA027; email codes aside).
 CREATE FUNCTION auth.unlink_identity(provider text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     me auth.sessions := auth_internal.current_session();
 BEGIN
+    PERFORM auth_internal.require_second_factor();
+    PERFORM FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
     DELETE FROM auth.identities i WHERE i.user_id = me.user_id AND i.provider = unlink_identity.provider;
+    IF FOUND AND NOT EXISTS (SELECT FROM auth.identities i WHERE i.user_id = me.user_id)
+       AND EXISTS (SELECT FROM auth.users u WHERE u.id = me.user_id AND u.password_hash IS NULL) THEN
+        PERFORM auth_internal.raise_error('identity_refused',
+            'this is the account''s last way to sign in; set a password or link another provider first');
+    END IF;
     RETURN FOUND;
 END
 $$;

@@ -84,8 +84,8 @@ BEGIN
 END
 $$;
 
--- A code and link to send to `email`: {code, link_token, expires_at}, or NULL when there is
--- nothing to send (no such account, or it is disabled). purpose: sign_in (passwordless; with
+-- A code and link to send: {code, link_token, expires_at, email} — send them to `email`, the
+-- account's own address —, or NULL when there is nothing to send (no such account, or disabled). purpose: sign_in (passwordless; with
 -- create_user, an unknown email gets a code too and the account is made when it is used) or
 -- verify_email. Throttled per email (429, PA015).
 CREATE FUNCTION auth.request_code(email text, purpose text DEFAULT 'sign_in', create_user boolean DEFAULT false,
@@ -94,6 +94,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target uuid;
+    stored text;
     result jsonb;
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_code');
@@ -104,21 +105,24 @@ BEGIN
     IF request_code.email IS NULL OR request_code.email !~ '^[^@\s]+@[^@\s]+$' OR length(request_code.email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
-    SELECT u.id INTO target FROM auth.users u
+    SELECT u.id, u.email INTO target, stored FROM auth.users u
     WHERE lower(u.email) = lower(request_code.email) AND NOT u.disabled;
     result := auth_internal.new_one_time_code(auth_internal.email_key(request_code.email), purpose, target,
         CASE WHEN target IS NULL AND purpose = 'sign_in' AND create_user THEN request_code.email END, valid_for);
     IF target IS NULL AND NOT (purpose = 'sign_in' AND coalesce(create_user, false)) THEN
         RETURN NULL;
     END IF;
-    RETURN result;
+    -- Send it to the account's own address, never to the one typed (they may differ beyond
+    -- ASCII case).
+    RETURN result || jsonb_build_object('email', coalesce(stored, request_code.email));
 END
 $$;
 
 -- A code and link to send to `new_email`, the address the signed-in user wants: using it makes
 -- that the account's (verified) email, while the session that asked lives. Always returns {code,
 -- link_token, expires_at}; an address another account has is refused only when the code is used.
--- A user with a second factor must have verified it in this session.
+-- Needs a session signed in within pg_auth.reauthentication_window, and a user with a second
+-- factor must have verified it in this session.
 CREATE FUNCTION auth.request_email_change(new_email text, valid_for interval DEFAULT '10 minutes') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -127,12 +131,13 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_email_change');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_recent_sign_in();
     PERFORM auth_internal.require_second_factor();
     IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
-                                           new_email, valid_for, me.id);
+                                           new_email, valid_for, me.id) || jsonb_build_object('email', new_email);
 END
 $$;
 
@@ -149,7 +154,8 @@ BEGIN
         INSERT INTO auth.users (email, role, email_verified)
         VALUES (entry.email, auth_internal.setting('user_role'), true)
         ON CONFLICT ((lower(email))) DO NOTHING;
-        SELECT u.id INTO target FROM auth.users u WHERE lower(u.email) = lower(entry.email);
+        SELECT u.id INTO target FROM auth.users u
+        WHERE lower(u.email) = lower(entry.email) AND auth_internal.same_email(u.email, entry.email);
     END IF;
     -- The account as it is now: still enabled, still at the address the code went to; for an
     -- email change, the session that asked still live.
@@ -173,14 +179,8 @@ BEGIN
         DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
         RETURN jsonb_build_object('purpose', entry.purpose, 'user_id', target, 'email', entry.email);
     END IF;
-    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified
-                                                                        AND u.password_hash IS NOT NULL) THEN
-        -- The first proof of this address: a password set before it was set by someone who never
-        -- proved it (an account made in advance to take over the owner's later sign-in). It stops
-        -- working, with its sessions and API keys.
-        UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
-        PERFORM auth.revoke_user_sessions(target);
-        PERFORM auth_internal.revoke_user_api_keys(target);
+    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified) THEN
+        PERFORM auth_internal.end_unproved_ways_in(target);
     END IF;
     UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target AND NOT u.email_verified;
     IF entry.purpose = 'verify_email' THEN

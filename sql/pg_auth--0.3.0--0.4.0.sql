@@ -3,7 +3,7 @@
 -- sign-in with identity providers (OIDC) and their keys, pg_auth.require_verified_email.
 
 -- The Rust functions of this release.
--- src/shared_attempts.rs:46
+-- src/shared_attempts.rs:48
 -- pg_auth::shared_attempts::auth_internal::attempt_allowed
 CREATE  FUNCTION auth_internal."attempt_allowed"(
 	"kind" TEXT, /* & str */
@@ -14,7 +14,7 @@ CREATE  FUNCTION auth_internal."attempt_allowed"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'attempt_allowed_wrapper';
--- src/shared_attempts.rs:70
+-- src/shared_attempts.rs:72
 -- pg_auth::shared_attempts::auth_internal::attempt_limits_shared
 CREATE  FUNCTION auth_internal."attempt_limits_shared"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -28,7 +28,7 @@ CREATE  FUNCTION auth_internal."check_jwks_url"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_jwks_url_wrapper';
--- src/shared_attempts.rs:62
+-- src/shared_attempts.rs:64
 -- pg_auth::shared_attempts::auth_internal::clear_attempts
 CREATE  FUNCTION auth_internal."clear_attempts"(
 	"kind" TEXT, /* & str */
@@ -197,6 +197,38 @@ BEGIN
 END
 $$;
 
+-- Two addresses are the same only up to ASCII case: lower() under the database's collation also
+-- folds other letters (U+0130 'İ' to 'i', U+212A KELVIN SIGN to 'k'), so an address a provider
+-- verified, or a code went to, could otherwise stand for another account's.
+CREATE FUNCTION auth_internal.same_email(a text, b text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.translate(a, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+         = pg_catalog.translate(b, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+$$;
+
+-- The first proof that someone controls an account's address (a sign-in code, an identity
+-- provider linking by verified email) into an account whose address was never verified: every
+-- way in that whoever made the account set up ends — password, sessions, API keys, other
+-- identities, second factor and recovery codes, pending codes — so an account made in advance
+-- with someone else's address cannot be kept after its owner takes it.
+CREATE FUNCTION auth_internal.end_unproved_ways_in(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.users u SET password_hash = NULL, updated_at = now()
+    WHERE u.id = end_unproved_ways_in.user_id AND u.password_hash IS NOT NULL;
+    PERFORM auth.revoke_user_sessions(end_unproved_ways_in.user_id);
+    PERFORM auth_internal.revoke_user_api_keys(end_unproved_ways_in.user_id);
+    DELETE FROM auth.identities i WHERE i.user_id = end_unproved_ways_in.user_id;
+    DELETE FROM auth.mfa_factors f WHERE f.user_id = end_unproved_ways_in.user_id;
+    DELETE FROM auth.recovery_codes r WHERE r.user_id = end_unproved_ways_in.user_id;
+    UPDATE auth.one_time_codes c SET expires_at = now()
+    WHERE c.user_id = end_unproved_ways_in.user_id AND c.used_at IS NULL AND c.expires_at > now();
+    DELETE FROM auth.password_resets r WHERE r.user_id = end_unproved_ways_in.user_id AND r.used_at IS NULL;
+END
+$$;
+
 -- Signs in. On success: a new session, its cookie appended to response.headers, and
 -- {user_id, session_id, token, expires_at} (plus a short-lived JWT carrying `sid` when
 -- return_jwt). A wrong email or password is not an exception, so the failure count survives:
@@ -354,13 +386,15 @@ AS $$
         RETURNING 1
     ), k AS (
         DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
+    ), t AS (
+        DELETE FROM auth.used_id_tokens WHERE expires_at < now() RETURNING 1
     ), e AS (
         DELETE FROM auth.code_email_locks l
         WHERE NOT EXISTS (SELECT FROM auth.one_time_codes o WHERE o.email_key = l.email_key)
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
-           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e)
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e) + (SELECT count(*) FROM t)
            + auth.cleanup_revoked_tokens()
 $$;
 
@@ -766,6 +800,23 @@ BEGIN
 END
 $$;
 
+-- Changes that add a lasting way into the account (an email address, an identity) need a
+-- session signed in within pg_auth.reauthentication_window, not a cookie that may have been
+-- stolen long ago: PA017 (sign in again) otherwise.
+CREATE FUNCTION auth_internal.require_recent_sign_in() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions := auth_internal.current_session();
+    window_secs integer := auth_internal.setting('reauthentication_window')::int;
+BEGIN
+    IF window_secs > 0 AND me.created_at < now() - make_interval(secs => window_secs) THEN
+        PERFORM auth_internal.raise_error('not_signed_in',
+            format('sign in again first: this needs a sign-in within the last %s seconds', window_secs));
+    END IF;
+END
+$$;
+
 -- Checks a second-factor code of user `user_id`: a TOTP code (once per step), or a recovery code
 -- when `recovery` (once). Wrong codes count towards the factor's lock; while locked, 429.
 -- The caller returns a refusal on false, so that the count commits.
@@ -1064,8 +1115,8 @@ BEGIN
 END
 $$;
 
--- A code and link to send to `email`: {code, link_token, expires_at}, or NULL when there is
--- nothing to send (no such account, or it is disabled). purpose: sign_in (passwordless; with
+-- A code and link to send: {code, link_token, expires_at, email} — send them to `email`, the
+-- account's own address —, or NULL when there is nothing to send (no such account, or disabled). purpose: sign_in (passwordless; with
 -- create_user, an unknown email gets a code too and the account is made when it is used) or
 -- verify_email. Throttled per email (429, PA015).
 CREATE FUNCTION auth.request_code(email text, purpose text DEFAULT 'sign_in', create_user boolean DEFAULT false,
@@ -1074,6 +1125,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target uuid;
+    stored text;
     result jsonb;
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_code');
@@ -1084,21 +1136,24 @@ BEGIN
     IF request_code.email IS NULL OR request_code.email !~ '^[^@\s]+@[^@\s]+$' OR length(request_code.email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
-    SELECT u.id INTO target FROM auth.users u
+    SELECT u.id, u.email INTO target, stored FROM auth.users u
     WHERE lower(u.email) = lower(request_code.email) AND NOT u.disabled;
     result := auth_internal.new_one_time_code(auth_internal.email_key(request_code.email), purpose, target,
         CASE WHEN target IS NULL AND purpose = 'sign_in' AND create_user THEN request_code.email END, valid_for);
     IF target IS NULL AND NOT (purpose = 'sign_in' AND coalesce(create_user, false)) THEN
         RETURN NULL;
     END IF;
-    RETURN result;
+    -- Send it to the account's own address, never to the one typed (they may differ beyond
+    -- ASCII case).
+    RETURN result || jsonb_build_object('email', coalesce(stored, request_code.email));
 END
 $$;
 
 -- A code and link to send to `new_email`, the address the signed-in user wants: using it makes
 -- that the account's (verified) email, while the session that asked lives. Always returns {code,
 -- link_token, expires_at}; an address another account has is refused only when the code is used.
--- A user with a second factor must have verified it in this session.
+-- Needs a session signed in within pg_auth.reauthentication_window, and a user with a second
+-- factor must have verified it in this session.
 CREATE FUNCTION auth.request_email_change(new_email text, valid_for interval DEFAULT '10 minutes') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1107,12 +1162,13 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.request_email_change');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_recent_sign_in();
     PERFORM auth_internal.require_second_factor();
     IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
         RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
     END IF;
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
-                                           new_email, valid_for, me.id);
+                                           new_email, valid_for, me.id) || jsonb_build_object('email', new_email);
 END
 $$;
 
@@ -1129,7 +1185,8 @@ BEGIN
         INSERT INTO auth.users (email, role, email_verified)
         VALUES (entry.email, auth_internal.setting('user_role'), true)
         ON CONFLICT ((lower(email))) DO NOTHING;
-        SELECT u.id INTO target FROM auth.users u WHERE lower(u.email) = lower(entry.email);
+        SELECT u.id INTO target FROM auth.users u
+        WHERE lower(u.email) = lower(entry.email) AND auth_internal.same_email(u.email, entry.email);
     END IF;
     -- The account as it is now: still enabled, still at the address the code went to; for an
     -- email change, the session that asked still live.
@@ -1153,14 +1210,8 @@ BEGIN
         DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
         RETURN jsonb_build_object('purpose', entry.purpose, 'user_id', target, 'email', entry.email);
     END IF;
-    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified
-                                                                        AND u.password_hash IS NOT NULL) THEN
-        -- The first proof of this address: a password set before it was set by someone who never
-        -- proved it (an account made in advance to take over the owner's later sign-in). It stops
-        -- working, with its sessions and API keys.
-        UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
-        PERFORM auth.revoke_user_sessions(target);
-        PERFORM auth_internal.revoke_user_api_keys(target);
+    IF entry.purpose = 'sign_in' AND EXISTS (SELECT FROM auth.users u WHERE u.id = target AND NOT u.email_verified) THEN
+        PERFORM auth_internal.end_unproved_ways_in(target);
     END IF;
     UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target AND NOT u.email_verified;
     IF entry.purpose = 'verify_email' THEN
@@ -1273,6 +1324,15 @@ CREATE TABLE auth.provider_keys (
 REVOKE ALL ON auth.provider_keys FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('auth.provider_keys', '');
 
+-- ID tokens used to sign in or link, until they expire: each works once (a stolen one cannot be
+-- replayed). Only hashes.
+CREATE TABLE auth.used_id_tokens (
+    token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    expires_at timestamptz NOT NULL
+);
+REVOKE ALL ON auth.used_id_tokens FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('auth.used_id_tokens', '');
+
 -- Who an identity of a provider is here: several identities per user.
 CREATE TABLE auth.identities (
     provider        text NOT NULL REFERENCES auth.identity_providers ON DELETE CASCADE ON UPDATE CASCADE,
@@ -1318,7 +1378,9 @@ DECLARE
     added integer;
     retired integer;
 BEGIN
-    SELECT p.key_grace_period INTO grace FROM auth.identity_providers p WHERE p.name = store_provider_keys.provider FOR UPDATE;
+    -- NO KEY UPDATE: sign-ins adding identities (a foreign key to this row) do not wait for it.
+    SELECT p.key_grace_period INTO grace FROM auth.identity_providers p
+    WHERE p.name = store_provider_keys.provider FOR NO KEY UPDATE;
     SELECT jsonb_agg(jsonb_build_object('kid', k.kid, 'jwk', k.jwk)) INTO listed
     FROM auth_internal.usable_provider_keys(document) AS k;
     SELECT count(*) INTO added FROM jsonb_to_recordset(listed) AS l(kid text, jwk jsonb)
@@ -1388,36 +1450,33 @@ BEGIN
 END
 $$;
 
--- What the background worker runs: refreshes every provider whose keys are due (older than its
--- refresh_interval), failing (retried), or asked for by an unknown kid — never one fetched less
--- than pg_auth.jwks_min_refresh_interval seconds ago. Returns how many were fetched.
-CREATE FUNCTION auth_internal.refresh_due_provider_keys() RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- The providers whose keys are due: older than their refresh_interval, failing (retried), or
+-- asked for by an unknown kid — never one fetched less than pg_auth.jwks_min_refresh_interval
+-- seconds ago. The background worker refreshes each in a transaction of its own.
+CREATE FUNCTION auth_internal.due_provider_names() RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p record;
-    fetched integer := 0;
-    calm timestamptz := now() - make_interval(secs => auth_internal.setting('jwks_min_refresh_interval')::int);
-BEGIN
-    FOR p IN SELECT x.name FROM auth.identity_providers x
-             WHERE x.jwks_url IS NOT NULL
-               AND (x.fetch_attempted_at IS NULL
-                    OR x.fetch_attempted_at < calm
-                       AND (x.fetch_error IS NOT NULL OR x.keys_fetched_at IS NULL
-                            OR x.fetch_attempted_at < now() - x.refresh_interval
-                            OR x.refresh_requested_at > x.fetch_attempted_at))
-             ORDER BY x.name
-    LOOP
-        PERFORM auth.refresh_provider_keys(p.name);
-        fetched := fetched + 1;
-    END LOOP;
-    RETURN fetched;
-END
+    SELECT coalesce(array_agg(x.name ORDER BY x.name), '{}') FROM auth.identity_providers x
+    WHERE x.jwks_url IS NOT NULL
+      AND (x.fetch_attempted_at IS NULL
+           OR x.fetch_attempted_at < now() - make_interval(secs => auth_internal.setting('jwks_min_refresh_interval')::int)
+              AND (x.fetch_error IS NOT NULL OR x.keys_fetched_at IS NULL
+                   OR x.fetch_attempted_at < now() - x.refresh_interval
+                   OR x.refresh_requested_at > x.fetch_attempted_at))
 $$;
 
--- The ID token verified with the provider's live keys: {subject, email, email_verified}. NULL
--- when the token names a key not known yet: the keys are then asked for (the caller refuses the
--- sign-in so that this request commits, and the background worker fetches them).
+-- Refreshes every due provider in this transaction (for pg_cron without the worker: schedule
+-- it every minute); returns how many were fetched.
+CREATE FUNCTION auth_internal.refresh_due_provider_keys() RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(auth.refresh_provider_keys(name))::integer FROM unnest(auth_internal.due_provider_names()) AS name
+$$;
+
+-- The ID token verified with the provider's live keys: {subject, email, email_verified,
+-- expires_at}, email_verified only from a provider with link_by_email. NULL when the token names
+-- a key not known yet: the keys are then asked for (the caller refuses the sign-in so that this
+-- request commits, and the background worker fetches them). A token is good once (PA027 after).
 CREATE FUNCTION auth_internal.verified_id_token(p auth.identity_providers, id_token text, nonce text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1432,8 +1491,16 @@ BEGIN
         -- Once per fetch: a flood of made-up kids writes nothing more.
         UPDATE auth.identity_providers x SET refresh_requested_at = now()
         WHERE x.name = p.name AND (x.refresh_requested_at IS NULL OR x.refresh_requested_at <= x.fetch_attempted_at);
+        RETURN NULL;
     END IF;
-    RETURN claimed;
+    INSERT INTO auth.used_id_tokens (token_hash, expires_at)
+    VALUES (auth_internal.hash_token(id_token), to_timestamp((claimed ->> 'expires_at')::bigint))
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        PERFORM auth_internal.raise_error('identity_refused', 'this ID token was used already; sign in with the provider again');
+    END IF;
+    -- Only a provider trusted to link by email is trusted to have verified one.
+    RETURN claimed || jsonb_build_object('email_verified', p.link_by_email AND (claimed ->> 'email_verified')::boolean);
 END
 $$;
 
@@ -1445,7 +1512,7 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM auth.identity_providers x WHERE x.name = identity_provider.name;
     IF p.name IS NULL THEN
-        PERFORM auth_internal.raise_error('invalid_argument', format('unknown identity provider %L', identity_provider.name));
+        PERFORM auth_internal.raise_error('identity_refused', format('unknown identity provider %L', identity_provider.name));
     END IF;
     RETURN p;
 END
@@ -1476,20 +1543,17 @@ BEGIN
     END IF;
     SELECT i.user_id INTO target FROM auth.identities i WHERE i.provider = p.name AND i.subject = claimed ->> 'subject';
     IF target IS NULL THEN
-        SELECT * INTO existing FROM auth.users u WHERE lower(u.email) = lower(claimed ->> 'email');
+        SELECT * INTO existing FROM auth.users u WHERE lower(u.email) = lower(claimed ->> 'email') FOR UPDATE;
         IF existing.id IS NOT NULL THEN
-            IF NOT (p.link_by_email AND (claimed ->> 'email_verified')::boolean) THEN
+            IF NOT (p.link_by_email AND (claimed ->> 'email_verified')::boolean
+                    AND auth_internal.same_email(existing.email, claimed ->> 'email')) THEN
                 PERFORM auth_internal.raise_error('identity_refused',
                     'an account with this email exists and is not linked to this provider; sign in to it and link the provider');
             END IF;
             target := existing.id;
             IF NOT existing.email_verified THEN
-                -- Whoever made this account never proved the address; the provider's user has. A
-                -- password set by someone else (an account made in advance to take over the
-                -- victim's later sign-in) stops working, with its sessions and keys.
-                UPDATE auth.users u SET password_hash = NULL, updated_at = now() WHERE u.id = target;
-                PERFORM auth.revoke_user_sessions(target);
-                PERFORM auth_internal.revoke_user_api_keys(target);
+                -- Whoever made this account never proved the address; the provider's user has.
+                PERFORM auth_internal.end_unproved_ways_in(target);
             END IF;
         ELSIF NOT p.allow_sign_up THEN
             PERFORM auth_internal.raise_error('identity_refused', format('sign-up through %s is off', p.name));
@@ -1514,7 +1578,8 @@ BEGIN
     IF existing.disabled THEN
         PERFORM auth_internal.raise_error('identity_refused', 'this account is disabled');
     END IF;
-    IF (claimed ->> 'email_verified')::boolean AND lower(existing.email) = lower(claimed ->> 'email') AND NOT existing.email_verified THEN
+    IF (claimed ->> 'email_verified')::boolean AND auth_internal.same_email(existing.email, claimed ->> 'email')
+       AND NOT existing.email_verified THEN
         UPDATE auth.users u SET email_verified = true, updated_at = now() WHERE u.id = target;
     END IF;
     UPDATE auth.identities i SET last_sign_in_at = now(), email = claimed ->> 'email'
@@ -1523,8 +1588,9 @@ BEGIN
 END
 $$;
 
--- Links an identity of `provider` to the signed-in user (verified like a sign-in). PA027 when
--- it belongs to another account. {provider, subject}.
+-- Links an identity of `provider` to the signed-in user (verified like a sign-in), from a session
+-- signed in within pg_auth.reauthentication_window (PA017 otherwise) and, with a second factor,
+-- at aal2. PA027 when it belongs to another account. {provider, subject}.
 CREATE FUNCTION auth.link_identity(provider text, id_token text, nonce text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1536,6 +1602,10 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.link_identity');
     me := auth_internal.current_session();
+    -- A new way into the account outlives sessions and passwords: only from a recent sign-in,
+    -- with the second factor if there is one.
+    PERFORM auth_internal.require_recent_sign_in();
+    PERFORM auth_internal.require_second_factor();
     p := auth_internal.identity_provider(provider);
     claimed := auth_internal.verified_id_token(p, id_token, nonce);
     IF claimed IS NULL THEN
@@ -1551,14 +1621,22 @@ BEGIN
 END
 $$;
 
--- Removes the signed-in user's identities of `provider`. True when there was one.
+-- Removes the signed-in user's identities of `provider`. True when there was one. Not the
+-- last way to sign in of an account without a password (PA027; email codes aside).
 CREATE FUNCTION auth.unlink_identity(provider text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     me auth.sessions := auth_internal.current_session();
 BEGIN
+    PERFORM auth_internal.require_second_factor();
+    PERFORM FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
     DELETE FROM auth.identities i WHERE i.user_id = me.user_id AND i.provider = unlink_identity.provider;
+    IF FOUND AND NOT EXISTS (SELECT FROM auth.identities i WHERE i.user_id = me.user_id)
+       AND EXISTS (SELECT FROM auth.users u WHERE u.id = me.user_id AND u.password_hash IS NULL) THEN
+        PERFORM auth_internal.raise_error('identity_refused',
+            'this is the account''s last way to sign in; set a password or link another provider first');
+    END IF;
     RETURN FOUND;
 END
 $$;

@@ -69,6 +69,23 @@ BEGIN
 END
 $$;
 
+-- Changes that add a lasting way into the account (an email address, an identity) need a
+-- session signed in within pg_auth.reauthentication_window, not a cookie that may have been
+-- stolen long ago: PA017 (sign in again) otherwise.
+CREATE FUNCTION auth_internal.require_recent_sign_in() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions := auth_internal.current_session();
+    window_secs integer := auth_internal.setting('reauthentication_window')::int;
+BEGIN
+    IF window_secs > 0 AND me.created_at < now() - make_interval(secs => window_secs) THEN
+        PERFORM auth_internal.raise_error('not_signed_in',
+            format('sign in again first: this needs a sign-in within the last %s seconds', window_secs));
+    END IF;
+END
+$$;
+
 -- Checks a second-factor code of user `user_id`: a TOTP code (once per step), or a recovery code
 -- when `recovery` (once). Wrong codes count towards the factor's lock; while locked, 429.
 -- The caller returns a refusal on false, so that the count commits.

@@ -614,12 +614,14 @@ AS $$
         RETURNING 1
     ), k AS (
         DELETE FROM auth.provider_keys WHERE retired_at < now() - interval '30 days' RETURNING 1
+    ), t AS (
+        DELETE FROM auth.used_id_tokens WHERE expires_at < now() RETURNING 1
     ), e AS (
         DELETE FROM auth.code_email_locks l
         WHERE NOT EXISTS (SELECT FROM auth.one_time_codes o WHERE o.email_key = l.email_key)
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM s) + (SELECT count(*) FROM r) + (SELECT count(*) FROM a) + (SELECT count(*) FROM l)
-           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e)
+           + (SELECT count(*) FROM c) + (SELECT count(*) FROM k) + (SELECT count(*) FROM e) + (SELECT count(*) FROM t)
            + auth.cleanup_revoked_tokens()
 $$;

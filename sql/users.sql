@@ -201,6 +201,38 @@ BEGIN
 END
 $$;
 
+-- Two addresses are the same only up to ASCII case: lower() under the database's collation also
+-- folds other letters (U+0130 'İ' to 'i', U+212A KELVIN SIGN to 'k'), so an address a provider
+-- verified, or a code went to, could otherwise stand for another account's.
+CREATE FUNCTION auth_internal.same_email(a text, b text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.translate(a, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+         = pg_catalog.translate(b, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+$$;
+
+-- The first proof that someone controls an account's address (a sign-in code, an identity
+-- provider linking by verified email) into an account whose address was never verified: every
+-- way in that whoever made the account set up ends — password, sessions, API keys, other
+-- identities, second factor and recovery codes, pending codes — so an account made in advance
+-- with someone else's address cannot be kept after its owner takes it.
+CREATE FUNCTION auth_internal.end_unproved_ways_in(user_id uuid) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE auth.users u SET password_hash = NULL, updated_at = now()
+    WHERE u.id = end_unproved_ways_in.user_id AND u.password_hash IS NOT NULL;
+    PERFORM auth.revoke_user_sessions(end_unproved_ways_in.user_id);
+    PERFORM auth_internal.revoke_user_api_keys(end_unproved_ways_in.user_id);
+    DELETE FROM auth.identities i WHERE i.user_id = end_unproved_ways_in.user_id;
+    DELETE FROM auth.mfa_factors f WHERE f.user_id = end_unproved_ways_in.user_id;
+    DELETE FROM auth.recovery_codes r WHERE r.user_id = end_unproved_ways_in.user_id;
+    UPDATE auth.one_time_codes c SET expires_at = now()
+    WHERE c.user_id = end_unproved_ways_in.user_id AND c.used_at IS NULL AND c.expires_at > now();
+    DELETE FROM auth.password_resets r WHERE r.user_id = end_unproved_ways_in.user_id AND r.used_at IS NULL;
+END
+$$;
+
 -- Every user with their lock state; no password hashes.
 CREATE VIEW auth.user_list AS
 SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled, u.email_verified,

@@ -74,7 +74,7 @@ pub extern "C-unwind" fn pg_auth_jwks_worker(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        BackgroundWorker::transaction(refresh_due_keys);
+        refresh_due_keys();
         let wait = Duration::from_secs(CHECK_INTERVAL.get().max(1) as u64);
         if !BackgroundWorker::wait_latch(Some(wait)) {
             break;
@@ -82,18 +82,37 @@ pub extern "C-unwind" fn pg_auth_jwks_worker(_arg: pg_sys::Datum) {
     }
 }
 
-/// One check, in its own transaction. An error ends the worker (the postmaster starts it again
-/// after 30 seconds); fetch failures do not raise (they are recorded per provider).
+/// One check: which providers are due, then each fetched and stored in a transaction of its
+/// own, so no provider's row stays locked while another's keys are fetched. An error ends the
+/// worker (the postmaster starts it again after 30 seconds); fetch failures do not raise (they
+/// are recorded per provider).
 fn refresh_due_keys() {
-    let installed = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regprocedure('auth_internal.refresh_due_provider_keys()') IS NOT NULL",
-    );
-    if let Ok(Some(true)) = installed {
-        let fetched = Spi::get_one::<i32>("SELECT auth_internal.refresh_due_provider_keys()");
-        if let Ok(Some(n)) = fetched.as_ref() {
-            if *n > 0 {
-                debug1!("pg_auth: fetched the keys of {n} identity provider(s)");
+    let due = BackgroundWorker::transaction(|| {
+        let installed = Spi::get_one::<bool>(
+            "SELECT pg_catalog.to_regprocedure('auth_internal.due_provider_names()') IS NOT NULL",
+        );
+        match installed {
+            Ok(Some(true)) => {
+                Spi::get_one::<Vec<String>>("SELECT auth_internal.due_provider_names()")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
             }
+            _ => Vec::new(),
         }
+    });
+    for name in due {
+        if BackgroundWorker::sigterm_received() {
+            return;
+        }
+        BackgroundWorker::transaction(|| {
+            let refreshed = Spi::run_with_args(
+                "SELECT auth.refresh_provider_keys($1)",
+                &[name.as_str().into()],
+            );
+            if let Err(e) = refreshed {
+                warning!("pg_auth: refreshing the keys of identity provider {name} failed: {e}");
+            }
+        });
     }
 }

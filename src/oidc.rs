@@ -6,7 +6,7 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Result};
-use crate::jwt::keys::{parse_single_key, truncate};
+use crate::jwt::keys::{parse_jwk, truncate};
 
 /// A provider's JWKS is read up to this size and this many keys.
 pub const MAX_JWKS_BYTES: u64 = 1 << 20;
@@ -60,7 +60,10 @@ fn usable_key(jwk: &Value) -> Option<ProviderKey> {
         && !["d", "p", "q", "dp", "dq", "qi", "k"]
             .iter()
             .any(|m| members.contains_key(*m));
-    if !for_signing || !public {
+    // A key carrying a "keys" member of its own would be read as that inner set elsewhere; one
+    // with \u0000 cannot be stored.
+    let plain = !members.contains_key("keys") && !jwk.to_string().contains("\\u0000");
+    if !for_signing || !public || !plain {
         return None;
     }
     let kid = match members.get("kid") {
@@ -68,7 +71,7 @@ fn usable_key(jwk: &Value) -> Option<ProviderKey> {
         Some(Value::String(kid)) if !kid.is_empty() && kid.len() <= MAX_KID_LEN => kid.clone(),
         Some(_) => return None,
     };
-    let key = parse_single_key(&jwk.to_string()).ok()?;
+    let key = parse_jwk(jwk).ok()?;
     (key.sign.is_none() && key.public_jwk.is_some()).then(|| ProviderKey {
         kid,
         jwk: jwk.clone(),
@@ -135,7 +138,12 @@ pub struct Identity {
     pub email: Option<String>,
     /// The provider vouches that the user controls `email` (`email_verified`: true or "true").
     pub email_verified: bool,
+    /// `exp`, Unix seconds: the token is remembered as used until then.
+    pub expires_at: i64,
 }
+
+/// An ID token may live at most this long from now: it is remembered as used until it expires.
+pub const MAX_ID_TOKEN_LIFETIME: i64 = 24 * 3600;
 
 /// Checks of an ID token beyond signature, issuer, audience and times (OpenID Connect Core
 /// 3.1.3.7): `azp` is this client when present, and required with several audiences; the
@@ -145,6 +153,7 @@ pub fn identity(
     claims: &Map<String, Value>,
     client_id: &str,
     nonce: Option<&str>,
+    now: i64,
 ) -> Result<Identity> {
     let several_audiences = claims
         .get("aud")
@@ -163,12 +172,21 @@ pub fn identity(
         _ => return Err(AuthError::InvalidClaim("nonce".into())),
     }
     let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SUBJECT_LEN => s.clone(),
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= MAX_SUBJECT_LEN && !s.contains('\0') =>
+        {
+            s.clone()
+        }
         Some(_) => return Err(AuthError::InvalidClaim("sub".into())),
         None => return Err(AuthError::MissingClaim("sub".into())),
     };
+    let expires_at = match claims.get("exp").and_then(Value::as_f64) {
+        Some(exp) if exp <= (now + MAX_ID_TOKEN_LIFETIME) as f64 => exp as i64,
+        Some(_) => return Err(AuthError::InvalidClaim("exp".into())),
+        None => return Err(AuthError::MissingClaim("exp".into())),
+    };
     let email = match claims.get("email") {
-        Some(Value::String(e)) if e.len() <= 254 && e.contains('@') => Some(e.clone()),
+        Some(Value::String(e)) if is_email(e) => Some(e.clone()),
         _ => None,
     };
     let vouched = match claims.get("email_verified") {
@@ -180,7 +198,18 @@ pub fn identity(
         subject,
         email_verified: vouched && email.is_some(),
         email,
+        expires_at,
     })
+}
+
+/// An address `auth.users` accepts: one `@` with something around it, no space or control
+/// character, 3 to 254 bytes (anything else is no email).
+fn is_email(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('@').collect();
+    (3..=254).contains(&text.len())
+        && parts.len() == 2
+        && parts.iter().all(|p| !p.is_empty())
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -212,6 +241,8 @@ mod tests {
             json!({"kty": "RSA", "kid": "e", "n": "broken", "e": "AQAB"}),
             ec(json!({"kid": "a"})),
             ec(json!({"kid": 7})),
+            ec(json!({"kid": "nested", "keys": [ec(json!({"kid": "inner"}))]})),
+            ec(json!({"kid": "nul", "x5c": ["a\u{0}b"]})),
             json!("not a key"),
         ]))
         .unwrap();
@@ -287,34 +318,39 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_700_000_000;
+
+    /// The claims of `value`, with an `exp` an hour ahead unless it has one.
     fn claims(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+        let mut map = value.as_object().unwrap().clone();
+        map.entry("exp").or_insert(json!(NOW + 3600));
+        map
     }
 
     #[test]
     fn nonce_azp_and_subject_are_checked() {
         let base = json!({"sub": "123", "aud": "client", "email": "a@b.c", "email_verified": true});
-        let id = identity(&claims(base.clone()), "client", None).unwrap();
+        let id = identity(&claims(base.clone()), "client", None, NOW).unwrap();
         assert_eq!(id.subject, "123");
         assert!(id.email_verified);
         let with_nonce = json!({"sub": "1", "aud": "client", "nonce": "n-1"});
-        assert!(identity(&claims(with_nonce.clone()), "client", Some("n-1")).is_ok());
+        assert!(identity(&claims(with_nonce.clone()), "client", Some("n-1"), NOW).is_ok());
         for (value, nonce) in [
             (with_nonce.clone(), Some("n-2")),
             (with_nonce.clone(), None),
             (json!({"sub": "1", "aud": "client"}), Some("n-1")),
             (json!({"sub": "1", "aud": "client", "nonce": 1}), Some("1")),
         ] {
-            assert!(identity(&claims(value), "client", nonce).is_err());
+            assert!(identity(&claims(value), "client", nonce, NOW).is_err());
         }
         let several = json!({"sub": "1", "aud": ["client", "other"]});
         assert_eq!(
-            identity(&claims(several), "client", None),
+            identity(&claims(several), "client", None, NOW),
             Err(AuthError::WrongAudience)
         );
         let azp_other = json!({"sub": "1", "aud": "client", "azp": "other"});
         assert_eq!(
-            identity(&claims(azp_other), "client", None),
+            identity(&claims(azp_other), "client", None, NOW),
             Err(AuthError::WrongAudience)
         );
         for bad_sub in [
@@ -322,14 +358,27 @@ mod tests {
             json!({"sub": ""}),
             json!({"sub": 5}),
             json!({"sub": "x".repeat(256)}),
+            json!({"sub": "a\u{0}b"}),
         ] {
-            assert!(identity(&claims(bad_sub), "client", None).is_err());
+            assert!(identity(&claims(bad_sub), "client", None, NOW).is_err());
         }
     }
 
     #[test]
+    fn tokens_living_over_a_day_are_refused() {
+        let long = json!({"sub": "1", "exp": NOW + MAX_ID_TOKEN_LIFETIME + 1});
+        assert_eq!(
+            identity(&claims(long), "c", None, NOW),
+            Err(AuthError::InvalidClaim("exp".into()))
+        );
+        let ok = json!({"sub": "1", "exp": NOW + MAX_ID_TOKEN_LIFETIME});
+        let id = identity(&claims(ok), "c", None, NOW).unwrap();
+        assert_eq!(id.expires_at, NOW + MAX_ID_TOKEN_LIFETIME);
+    }
+
+    #[test]
     fn email_verified_needs_true_and_an_email() {
-        let verified = |v: Value| identity(&claims(v), "c", None).unwrap().email_verified;
+        let verified = |v: Value| identity(&claims(v), "c", None, NOW).unwrap().email_verified;
         assert!(verified(
             json!({"sub": "1", "email": "a@b.c", "email_verified": "true"})
         ));
@@ -344,5 +393,9 @@ mod tests {
         assert!(!verified(
             json!({"sub": "1", "email": "no-at-sign", "email_verified": true})
         ));
+        for bad in ["a@", "@b", "a@b@c", "a b@c", "a\u{0}@b.c", "a@b\n"] {
+            let claims = json!({"sub": "1", "email": bad, "email_verified": true});
+            assert!(!verified(claims), "{bad:?}");
+        }
     }
 }

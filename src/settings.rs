@@ -53,6 +53,7 @@ pub static REQUIRE_VERIFIED_EMAIL: GucSetting<bool> = GucSetting::<bool>::new(fa
 pub static CODE_MAX_REQUESTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static CODE_REQUEST_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static CODE_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static REAUTHENTICATION_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(600);
 pub static JWKS_MIN_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TOTP_ISSUER: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pg_auth"));
@@ -255,6 +256,13 @@ pub fn define() {
         &CODE_MAX_ATTEMPTS,
         1,
         100,
+    );
+    int(
+        c"pg_auth.reauthentication_window",
+        c"Seconds after a sign-in during which its session may change the email or link an identity (0: any time).",
+        &REAUTHENTICATION_WINDOW,
+        0,
+        7 * 24 * 3600,
     );
     int(
         c"pg_auth.jwks_min_refresh_interval",

@@ -37,6 +37,7 @@ class IdentityProvider:
         self.issuer, self.client_id = issuer, client_id
         self.published: list[SigningKey] = []
         self.status, self.body, self.delay, self.redirect = 200, None, 0.0, None
+        self.drip = None  # seconds between single bytes of a body that never ends
         self.fetches = 0
         provider = self
 
@@ -44,6 +45,19 @@ class IdentityProvider:
             def do_GET(self):  # noqa: N802 (http.server's name)
                 provider.fetches += 1
                 time.sleep(provider.delay)
+                if provider.drip:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    try:
+                        for _ in range(200):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(provider.drip)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    return
                 if provider.redirect:
                     self.send_response(302)
                     self.send_header("Location", provider.redirect)

@@ -74,7 +74,8 @@ def test_a_new_identity_signs_up_and_signs_in_again_to_the_same_account(c, idp):
     assert first["provider"] == idp.name and first["aal"] == "aal1" and first["token"].startswith("pas_")
     row = c.execute("SELECT email, email_verified, password_hash, role FROM auth.users WHERE id = %s",
                     (first["user_id"],)).fetchone()
-    assert row == (address, True, None, "web_user")
+    # A provider without link_by_email is not trusted to have verified the address.
+    assert row == (address, False, None, "web_user")
     assert c.execute("SELECT subject, email FROM auth.identities WHERE user_id = %s", (first["user_id"],)).fetchall() == [(sub, address)]
     again = sign_in(c, idp, idp.id_token(key, sub=sub, email="changed-" + address))
     assert again["user_id"] == first["user_id"] and again["session_id"] != first["session_id"]
@@ -280,6 +281,10 @@ def test_a_disabled_account_and_an_unverified_email_under_the_policy_get_no_sess
     assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(%s, %s)", (idp.name, idp.id_token(key, sub=sub)))
     c.execute("SET pg_auth.require_verified_email = on")
     try:
+        # Without link_by_email the provider's word on the address does not count.
+        assert_sqlstate(c, "PA024", "SELECT auth.sign_in_with_id_token(%s, %s)",
+                        (idp.name, idp.id_token(key, email=email())))
+        c.execute("UPDATE auth.identity_providers SET link_by_email = true WHERE name = %s", (idp.name,))
         assert_sqlstate(c, "PA024", "SELECT auth.sign_in_with_id_token(%s, %s)",
                         (idp.name, idp.id_token(key, email=email(), email_verified=False)))
         assert sign_in(c, idp, idp.id_token(key, email=email()))["user_id"]
@@ -322,8 +327,8 @@ def test_hostile_tokens_get_documented_errors(c, idp, token):
 
 
 def test_unknown_providers_and_read_only_transactions_are_refused(c, idp):
-    assert_sqlstate(c, "22023", "SELECT auth.sign_in_with_id_token('no-such', 'x.y.z')")
-    assert_sqlstate(c, "22023", "SELECT auth.sign_in_with_id_token(NULL, 'x.y.z')")
+    assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token('no-such', 'x.y.z')")
+    assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(NULL, 'x.y.z')")
     with pytest.raises(psycopg.Error) as e:
         with c.transaction():
             c.execute("SET TRANSACTION READ ONLY")
@@ -367,3 +372,121 @@ def test_identities_and_provider_keys_are_audited(c, idp):
     assert by_event["identity_linked"][1] == result["user_id"] and by_event["identity_linked"][2] == {"provider": idp.name}
     assert by_event["provider_key_added"][2] == {"provider": idp.name, "kid": "k9"}
     assert by_event["provider_key_retired"][2]["kid"] == "k1"
+
+
+def test_an_id_token_signs_in_once(c, idp):
+    token = idp.id_token(idp.published[0], email=email())
+    assert sign_in(c, idp, token)["user_id"]
+    e = assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(%s, %s)", (idp.name, token))
+    assert "used already" in str(e)
+    # Tokens meant to live over a day are refused (they would have to be remembered that long).
+    assert_sqlstate(c, "PA009", "SELECT auth.sign_in_with_id_token(%s, %s)",
+                    (idp.name, idp.id_token(idp.published[0], email=email(), ttl=2 * 86400)))
+    assert one(c, "SELECT count(*) FROM auth.used_id_tokens WHERE expires_at > now()") >= 1
+
+
+def test_a_pre_registered_account_loses_every_way_in_its_maker_set_up(c, idp):
+    """Live attack on 0.4.0: an attacker registered the victim's address, linked their own
+    identity (or enrolled a second factor), and kept access after the victim's verified sign-in
+    through a provider linked into that account."""
+    c.execute("UPDATE auth.identity_providers SET link_by_email = true WHERE name = %s", (idp.name,))
+    address = email()
+    uid = one(c, "SELECT auth.register(%s, 'attacker password')", (address,))
+    session = one(c, "SELECT auth.login(%s, 'attacker password')", (address,))
+    attacker_sub = "attacker-" + uuid.uuid4().hex
+    with c.transaction():
+        c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+        c.execute("SET LOCAL ROLE NONE")
+        one(c, "SELECT auth.link_identity(%s, %s)", (idp.name, idp.id_token(idp.published[0], sub=attacker_sub)))
+        secret = one(c, "SELECT auth.enroll_totp() ->> 'secret'")
+    victim = sign_in(c, idp, idp.id_token(idp.published[0], email=address))
+    assert victim["user_id"] == str(uid)
+    assert one(c, "SELECT count(*) FROM auth.identities WHERE user_id = %s", (uid,)) == 1
+    assert one(c, "SELECT count(*) FROM auth.mfa_factors WHERE user_id = %s", (uid,)) == 0
+    # The attacker's identity now signs up anew (no email: refused) instead of into the victim's account.
+    assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(%s, %s)",
+                    (idp.name, idp.id_token(idp.published[0], sub=attacker_sub)))
+    assert secret
+
+
+def test_addresses_alike_only_beyond_ascii_case_are_not_the_same_account(c, idp):
+    """Live attack on 0.4.0: lower() folds U+0130 to i and U+212A to k, so a provider-verified
+    "vİctim@…" signed into the account of "victim@…"."""
+    c.execute("UPDATE auth.identity_providers SET link_by_email = true WHERE name = %s", (idp.name,))
+    base = "kvictim" + uuid.uuid4().hex[:6]
+    uid = one(c, "SELECT auth.register(%s, 'victim password 1')", (f"{base}@example.com",))
+    c.execute("UPDATE auth.users SET email_verified = true WHERE id = %s", (uid,))
+    for lookalike in (base.replace("i", "\u0130", 1), "\u212a" + base[1:]):
+        lookalike = f"{lookalike}@example.com"
+        assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(%s, %s)",
+                        (idp.name, idp.id_token(idp.published[0], email=lookalike)))
+    # Upper-case ASCII is the same address.
+    assert sign_in(c, idp, idp.id_token(idp.published[0], email=f"{base.upper()}@EXAMPLE.COM"))["user_id"] == str(uid)
+
+
+def test_a_key_with_a_keys_member_of_its_own_is_not_taken(c, idp):
+    """Live attack on 0.4.0: the key stored was the outer one, the key that verified the inner."""
+    honest, hidden = SigningKey("honest", "ES256"), SigningKey("hidden", "ES256")
+    nested = {**honest.jwk, "keys": [hidden.jwk]}
+    assert_sqlstate(c, "PA012", "SELECT auth.add_provider_key(%s, %s)", (idp.name, json.dumps(nested)))
+    idp.body = json.dumps({"keys": [nested, idp.published[0].jwk]}).encode()
+    assert one(c, "SELECT auth.refresh_provider_keys(%s) ->> 'keys'", (idp.name,)) == "1"
+    value = one(c, "SELECT count(*) FROM auth.provider_keys WHERE provider = %s AND kid = 'honest'", (idp.name,))
+    assert value == 0
+
+
+def test_linking_needs_a_recent_sign_in_and_the_second_factor(c, idp):
+    """Live attack on 0.4.0: a stolen cookie linked the thief's identity, which outlived the
+    owner's password reset and the end of every session."""
+    address = email()
+    one(c, "SELECT auth.register(%s, 'owner password 1')", (address,))
+    stolen = one(c, "SELECT auth.login(%s, 'owner password 1')", (address,))
+    c.execute("UPDATE auth.sessions SET created_at = now() - interval '1 hour' WHERE id = %s", (stolen["session_id"],))
+    with pytest.raises(psycopg.Error) as e:
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (stolen["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            c.execute("SELECT auth.link_identity(%s, %s)", (idp.name, idp.id_token(idp.published[0], sub="thief")))
+    assert e.value.sqlstate == "PA017" and "sign in again" in str(e.value)
+    with pytest.raises(psycopg.Error) as e:
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (stolen["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            c.execute("SELECT auth.request_email_change('thief@evil.example')")
+    assert e.value.sqlstate == "PA017"
+
+
+def test_the_last_way_in_cannot_be_unlinked(c, idp):
+    sub = str(uuid.uuid4())
+    session = sign_in(c, idp, idp.id_token(idp.published[0], sub=sub, email=email()))
+    with pytest.raises(psycopg.Error) as e:
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            c.execute("SELECT auth.unlink_identity(%s)", (idp.name,))
+    assert e.value.sqlstate == "PA027" and "last way" in str(e.value)
+    assert one(c, "SELECT count(*) FROM auth.identities WHERE subject = %s", (sub,)) == 1
+
+
+@pytest.mark.parametrize("claims", [{"sub": "a\u0000b"}, {"email": "a\u0000@b.c"}, {"email": "a@"}])
+def test_odd_subjects_and_addresses_get_pg_auth_errors(c, idp, claims):
+    claims = {k: v.encode().decode("unicode_escape") for k, v in claims.items()}
+    token = idp.id_token(idp.published[0], **({"email": email()} | claims))
+    try:
+        result = one(c, "SELECT auth.sign_in_with_id_token(%s, %s)", (idp.name, token))
+    except psycopg.Error as e:
+        assert e.sqlstate in ("PA009", "PA027"), e
+    else:
+        raise AssertionError(f"signed in with {claims!r}: {result!r}")
+
+
+def test_a_provider_answering_one_byte_at_a_time_is_given_up_after_ten_seconds(c, idp):
+    """Live attack on 0.4.0: ureq's timeouts bound each wait, not the whole answer; a JWKS sent a
+    byte every half second held a backend (and the worker) for as long as the provider liked."""
+    import time
+    idp.drip = 0.5
+    started = time.monotonic()
+    result = one(c, "SELECT auth.refresh_provider_keys(%s)", (idp.name,))
+    assert "within 10 seconds" in result["error"]
+    assert time.monotonic() - started < 13
+    assert one(c, "SELECT count(*) FROM auth.provider_keys WHERE provider = %s AND retired_at IS NULL", (idp.name,)) == 1

@@ -363,3 +363,21 @@ def test_no_other_role_can_hold_the_lock_of_an_email(db, c):
             refused(call(c, "SELECT auth.verify_code('lockme@example.com', '123456')"))
         finally:
             c.execute("RESET statement_timeout")
+
+
+def test_a_code_goes_to_the_accounts_own_address(c):
+    """Live attack on 0.4.0: lower() folds U+0130 to i; a code asked for "bob@gma\u0130l.com"
+    went to that address and signed into the account of bob@gmail.com."""
+    user(c, "kbob@gmail.example")
+    lookalike = "kbob@gma\u0130l.example"
+    sent = one(c, "SELECT auth.request_code(%s)", (lookalike,))
+    assert sent["email"] == "kbob@gmail.example"
+    # create_user for a lookalike of an account made later never signs into that account.
+    c.execute("DELETE FROM auth.users WHERE email = 'kcarol@mail.example'")
+    c.execute("DELETE FROM auth.one_time_codes WHERE email_key = auth_internal.email_key('kcarol@mail.example')")
+    sent = one(c, "SELECT auth.request_code(%s, create_user => true)", ("\u212acarol@mail.example",))
+    assert sent["email"] == "\u212acarol@mail.example"
+    carol = one(c, "SELECT auth.register('kcarol@mail.example', %s)", (PASSWORD,))
+    result = call(c, "SELECT auth.verify_code(%s, %s)", ("\u212acarol@mail.example", sent["code"]))
+    refused(result)
+    assert one(c, "SELECT count(*) FROM auth.sessions WHERE user_id = %s", (carol,)) == 0

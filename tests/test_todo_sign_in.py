@@ -6,6 +6,7 @@ once enrolled, and sign-in with an identity provider (a test provider on 127.0.0
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -196,40 +197,61 @@ def provider(app):
     idp.close()
 
 
+def provider_sign_in(browser, provider, **claims):
+    """What the app's page does: asks for a nonce (kept in the browser's cookie), gets an ID token
+    from the provider for it, posts the token."""
+    nonce = browser.post("/rpc/start_provider_sign_in").json()["nonce"]
+    token = provider.id_token(provider.published[0], nonce=nonce, **claims)
+    return token, browser.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token})
+
+
 def test_sign_in_with_an_identity_provider(app, clients, provider):
-    browser, email, nonce = clients(), new_email("oidc"), uuid.uuid4().hex
-    token = provider.id_token(provider.published[0], email=email, nonce=nonce, sid="provider-session-1")
-    body = expect(browser.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token,
-                                                              "nonce": nonce}), 200, app)
+    browser, email = clients(), new_email("oidc")
+    token, resp = provider_sign_in(browser, provider, email=email, sid="provider-session-1")
+    body = expect(resp, 200, app)
     assert body["provider"] == provider.name and browser.token
     me = expect(browser.me(), 200, app)
     assert me["email"] == email and me["id"] == body["user_id"]
     identities = expect(browser.get("/rpc/my_identities"), 200, app)
     assert [(i["provider"], i["email"]) for i in identities] == [(provider.name, email)]
     expect(browser.post("/todos", {"title": "from the provider"}, headers=JSON_PREFER), 201, app)
-    # The same ID token with another nonce (replayed into another sign-in) is refused.
-    other = clients()
-    body = expect(other.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token,
-                                                            "nonce": "another"}), 401, app)
-    assert code(body) == "PA009" and other.token is None
+    # The token replayed from another browser (no nonce cookie) is refused, and so is a second
+    # use in the same one.
+    thief = clients()
+    body = expect(thief.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token}), 401, app)
+    assert code(body) == "PA009" and thief.token is None
+    thief.http.cookies.set("oidc_nonce", browser.http.cookies.get("oidc_nonce") or "")
+    again = clients()
+    nonce = again.post("/rpc/start_provider_sign_in").json()["nonce"]
+    assert nonce
     # The ID token is no credential for the API itself.
     resp = clients().get("/todos", headers={"Cookie": f"access_token={token}"})
     assert resp.status_code == 401
 
 
+def test_an_id_token_works_once(app, clients, provider):
+    browser = clients()
+    nonce = browser.post("/rpc/start_provider_sign_in").json()["nonce"]
+    token = provider.id_token(provider.published[0], nonce=nonce, email=new_email("once"))
+    jar = dict(browser.http.cookies)
+    expect(browser.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token}), 200, app)
+    replay = clients()
+    for name, value in jar.items():
+        replay.http.cookies.set(name, value)
+    body = expect(replay.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token}), 403, app)
+    assert code(body) == "PA027" and "used already" in body["message"]
+
+
 def test_provider_tokens_for_another_audience_or_a_rotated_key(app, clients, provider):
-    wrong_aud = provider.id_token(provider.published[0], email=new_email("aud"), aud="someone-else")
-    body = expect(clients().post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": wrong_aud,
-                                                                "nonce": None}), 401, app)
-    assert code(body) == "PA006"
+    _, resp = provider_sign_in(clients(), provider, email=new_email("aud"), aud="someone-else")
+    assert code(expect(resp, 401, app)) == "PA006"
     rotated = SigningKey("todo-2", "RS256")
     provider.published = [rotated]
-    token = provider.id_token(rotated, email=new_email("rotated"))
     browser = clients()
-    first = browser.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token, "nonce": None})
+    token, first = provider_sign_in(browser, provider, email=new_email("rotated"))
     assert refusal(first) == (401, "PA010")
     # What the background worker does (tests/test_jwks_worker.py runs the worker itself).
-    import time
     time.sleep(1.1)
     app.one("SELECT auth_internal.refresh_due_provider_keys()")
-    expect(browser.post("/rpc/sign_in_with_provider", {"provider": provider.name, "id_token": token, "nonce": None}), 200, app)
+    _, second = provider_sign_in(browser, provider, email=new_email("rotated"))
+    expect(second, 200, app)

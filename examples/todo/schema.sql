@@ -27,10 +27,26 @@ CREATE TABLE api_private.outbox (
 CREATE FUNCTION api_private.send_code(email text, purpose text, sent jsonb) RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
+    -- To the address pg_auth names (the account's own), not the one typed.
     INSERT INTO api_private.outbox (email, purpose, code, link)
-    SELECT send_code.email, send_code.purpose, sent ->> 'code', '/rpc/verify_link?token=' || (sent ->> 'link_token')
+    SELECT sent ->> 'email', send_code.purpose, sent ->> 'code', '/rpc/verify_link?token=' || (sent ->> 'link_token')
     WHERE sent IS NOT NULL
 $$;
+
+-- The nonce of a sign-in with an identity provider, in an HttpOnly cookie of its own.
+CREATE FUNCTION api_private.set_nonce_cookie(nonce text, max_age integer) RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT set_config('response.headers',
+        (coalesce(nullif(current_setting('response.headers', true), ''), '[]')::jsonb
+         || jsonb_build_array(jsonb_build_object('Set-Cookie', format('oidc_nonce=%s; Max-Age=%s; Path=/; HttpOnly; SameSite=Lax%s',
+                nonce, max_age, CASE WHEN current_setting('pg_auth.cookie_secure')::boolean THEN '; Secure' ELSE '' END))))::text,
+        true)
+$$;
+
+CREATE FUNCTION api_private.nonce_cookie() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT nullif(coalesce(nullif(current_setting('request.cookies', true), ''), '{}')::json ->> 'oidc_nonce', '') $$;
 
 -- ---- account functions (SECURITY DEFINER: they call auth.*, which web roles cannot) --------
 
@@ -262,8 +278,23 @@ GRANT EXECUTE ON FUNCTION api.enroll_totp(), api.confirm_totp(text), api.verify_
 
 -- ---- sign-in with an identity provider (configure one with auth.add_identity_provider) -----------
 
--- The browser got `id_token` from the provider for a sign-in request carrying `nonce`.
-CREATE FUNCTION api.sign_in_with_provider(provider text, id_token text, nonce text) RETURNS json
+-- 1. Before sending the browser to the provider: a nonce for the provider's sign-in request, also
+--    kept in this browser's HttpOnly cookie, so an ID token is good only in the browser that
+--    asked for it (a stolen one cannot be replayed elsewhere).
+CREATE FUNCTION api.start_provider_sign_in() RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nonce text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+BEGIN
+    PERFORM auth.require_json_request();
+    PERFORM api_private.set_nonce_cookie(nonce, 600);
+    RETURN json_build_object('nonce', nonce);
+END
+$$;
+
+-- 2. The browser got `id_token` from the provider; the nonce comes from its cookie, never the body.
+CREATE FUNCTION api.sign_in_with_provider(provider text, id_token text) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -271,23 +302,30 @@ BEGIN
     IF auth.uid() IS NOT NULL THEN
         PERFORM auth.raise_http(403, 'APP01', 'already signed in; log out first');
     END IF;
-    RETURN auth.sign_in_with_id_token(provider, id_token, nonce) - 'token' - 'session_id';
+    PERFORM api_private.set_nonce_cookie('', 0);
+    RETURN auth.sign_in_with_id_token(provider, id_token, api_private.nonce_cookie()) - 'token' - 'session_id';
 END
 $$;
 
-CREATE FUNCTION api.link_provider(provider text, id_token text, nonce text) RETURNS json
+CREATE FUNCTION api.link_provider(provider text, id_token text) RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN PERFORM auth.require_json_request(); RETURN auth.link_identity(provider, id_token, nonce); END $$;
+AS $$
+BEGIN
+    PERFORM auth.require_json_request();
+    PERFORM api_private.set_nonce_cookie('', 0);
+    RETURN auth.link_identity(provider, id_token, api_private.nonce_cookie());
+END
+$$;
 
 CREATE FUNCTION api.my_identities() RETURNS TABLE (provider text, email text, created_at timestamptz,
                                                    last_sign_in_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT i.provider, i.email, i.created_at, i.last_sign_in_at FROM auth.my_identities() i $$;
 
-REVOKE ALL ON FUNCTION api.sign_in_with_provider(text, text, text), api.link_provider(text, text, text),
-                       api.my_identities() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION api.sign_in_with_provider(text, text, text), api.link_provider(text, text, text),
-                          api.my_identities() TO web_anon, web_user;
+REVOKE ALL ON FUNCTION api.start_provider_sign_in(), api.sign_in_with_provider(text, text),
+                       api.link_provider(text, text), api.my_identities() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION api.start_provider_sign_in(), api.sign_in_with_provider(text, text),
+                          api.link_provider(text, text), api.my_identities() TO web_anon, web_user;
 
 -- ---- users: ids and names only --------------------------------------------------------------
 

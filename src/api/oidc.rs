@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::api::jsonb::JsonbText;
 use crate::api::jwt::json_argument;
 use crate::error::{AuthError, Result};
-use crate::jwt::keys::parse_single_key;
+use crate::jwt::keys::parse_jwk;
 use crate::jwt::verify::{inspect, verify_with_key, VerifyOptions};
 use crate::oidc;
 use crate::settings as s;
@@ -39,7 +39,7 @@ pub(crate) mod auth_internal {
     /// The JWKS document at `url` (PA028 when it cannot be fetched).
     #[pg_extern(volatile, strict)]
     fn fetch_jwks(url: &str) -> String {
-        crate::jwks_fetch::fetch_jwks(url).or_raise()
+        crate::jwks_fetch::fetch_jwks(url, &check_for_interrupts).or_raise()
     }
 
     /// Verifies `id_token` with one of `keys` (a JSON array of the provider's live JWKs): the
@@ -64,6 +64,11 @@ pub(crate) mod auth_internal {
     }
 }
 
+/// A query cancel or a shutdown request takes effect here (during a JWKS fetch).
+fn check_for_interrupts() {
+    pgrx::check_for_interrupts!();
+}
+
 fn verify(
     id_token: Option<&str>,
     keys: Option<JsonbText>,
@@ -79,7 +84,7 @@ fn verify(
         _ => vec![],
     };
     let header = inspect(token)?;
-    let key = parse_single_key(&oidc::key_for(&keys, header.kid.as_deref())?.to_string())?;
+    let key = parse_jwk(oidc::key_for(&keys, header.kid.as_deref())?)?;
     let options = VerifyOptions {
         audience: Some(vec![client_id.to_string()]),
         issuer: Some(vec![issuer.to_string()]),
@@ -88,11 +93,13 @@ fn verify(
         algorithms: None,
     };
     let claims = verify_with_key(token, &header, &key, &options)?.claims()?;
-    let identity = oidc::identity(&claims, client_id, nonce)?;
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let identity = oidc::identity(&claims, client_id, nonce, now)?;
     Ok(json!({
         "subject": identity.subject,
         "email": identity.email,
         "email_verified": identity.email_verified,
+        "expires_at": identity.expires_at,
     })
     .to_string())
 }
