@@ -32,3 +32,14 @@ GRANT EXECUTE ON FUNCTION
     auth.mfa_satisfied(),
     auth.as_uuid(text)
 TO PUBLIC;
+
+-- Attempt limits a SQL caller cannot roll back need pg_auth in shared_preload_libraries (README,
+-- "Attempt limits"): say so where it is missing.
+DO $$
+BEGIN
+    IF NOT auth_internal.attempt_limits_shared() THEN
+        RAISE NOTICE 'pg_auth is not in shared_preload_libraries: a role that can call the sign-in functions from SQL can roll its wrong guesses back and guess without limit'
+            USING HINT = 'Add pg_auth to shared_preload_libraries and restart (README, "Attempt limits").';
+    END IF;
+END
+$$;

@@ -214,8 +214,11 @@ BEGIN
         WHERE x.name = p.name AND (x.refresh_requested_at IS NULL OR x.refresh_requested_at <= x.fetch_attempted_at);
         RETURN NULL;
     END IF;
+    -- Keyed by what was signed (header and payload), not the token's text: an ECDSA signature has
+    -- a second valid spelling. Kept while the token still verifies (its exp and the leeway).
     INSERT INTO auth.used_id_tokens (token_hash, expires_at)
-    VALUES (auth_internal.hash_token(id_token), to_timestamp((claimed ->> 'expires_at')::bigint))
+    VALUES (auth_internal.hash_token(split_part(id_token, '.', 1) || '.' || split_part(id_token, '.', 2)),
+            to_timestamp((claimed ->> 'expires_at')::bigint) + make_interval(secs => auth_internal.setting('leeway')::int))
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         PERFORM auth_internal.raise_error('identity_refused', 'this ID token was used already; sign in with the provider again');

@@ -3,7 +3,7 @@
 -- sign-in with identity providers (OIDC) and their keys, pg_auth.require_verified_email.
 
 -- The Rust functions of this release.
--- src/shared_attempts.rs:48
+-- src/shared_attempts.rs:70
 -- pg_auth::shared_attempts::auth_internal::attempt_allowed
 CREATE  FUNCTION auth_internal."attempt_allowed"(
 	"kind" TEXT, /* & str */
@@ -14,7 +14,7 @@ CREATE  FUNCTION auth_internal."attempt_allowed"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'attempt_allowed_wrapper';
--- src/shared_attempts.rs:72
+-- src/shared_attempts.rs:82
 -- pg_auth::shared_attempts::auth_internal::attempt_limits_shared
 CREATE  FUNCTION auth_internal."attempt_limits_shared"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -28,7 +28,7 @@ CREATE  FUNCTION auth_internal."check_jwks_url"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_jwks_url_wrapper';
--- src/shared_attempts.rs:64
+-- src/shared_attempts.rs:76
 -- pg_auth::shared_attempts::auth_internal::clear_attempts
 CREATE  FUNCTION auth_internal."clear_attempts"(
 	"kind" TEXT, /* & str */
@@ -490,6 +490,31 @@ BEGIN
 END
 $$;
 
+-- Sets a new password with a reset token and ends all the user's sessions.
+CREATE OR REPLACE FUNCTION auth.reset_password(token text, new_password text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target uuid;
+BEGIN
+    PERFORM auth_internal.check_new_password(new_password);
+    UPDATE auth.password_resets r SET used_at = now()
+    WHERE r.token_hash = auth_internal.hash_token(coalesce(token, '')) AND r.used_at IS NULL AND r.expires_at > now()
+    RETURNING r.user_id INTO target;
+    IF target IS NULL THEN
+        PERFORM auth_internal.raise_error('reset_token_invalid');
+    END IF;
+    UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now()
+    WHERE id = target;
+    DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth_internal.email_key(u.email);
+    PERFORM auth_internal.clear_attempts('login', auth_internal.email_key(u.email)) FROM auth.users u WHERE u.id = target;
+    -- Every other reset token of the user ends with this one.
+    DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
+    PERFORM auth.revoke_user_sessions(target);
+    PERFORM auth_internal.revoke_user_api_keys(target);
+END
+$$;
+
 -- Creates a key for `role`, or for the user `user_id` (give one of them), with an optional expiry
 -- and extra claims. Returns {id, key, name, role, user_id, expires_at}: the key is shown here only.
 CREATE OR REPLACE FUNCTION auth.create_api_key(
@@ -887,6 +912,7 @@ $$;
 -- Starts enrolling a TOTP factor for the signed-in user: {factor_id, secret, uri}. Show `uri` as
 -- a QR code (or `secret` to type in); auth.confirm_totp with a first code finishes. Calling it
 -- again before confirming replaces the secret; with a confirmed factor it is refused (PA026).
+-- Both need a session signed in within pg_auth.reauthentication_window (PA017 otherwise).
 CREATE FUNCTION auth.enroll_totp(issuer text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -896,6 +922,8 @@ DECLARE
     secret bytea := auth_internal.new_totp_secret();
     factor uuid;
 BEGIN
+    -- A factor locks out whoever lacks it: never from a cookie that may have been stolen long ago.
+    PERFORM auth_internal.require_recent_sign_in();
     SELECT u.email INTO account FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
     IF EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'a TOTP factor is already enrolled; auth.unenroll_totp() removes it');
@@ -922,6 +950,7 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.confirm_totp');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_recent_sign_in();
     IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NULL) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'no TOTP factor awaits confirmation; start with auth.enroll_totp()');
     END IF;
@@ -937,6 +966,23 @@ BEGIN
 END
 $$;
 
+-- The current session, for a call that needs the user's confirmed factor (read-write: a wrong
+-- code is counted). PA026 with `missing` when there is none.
+CREATE FUNCTION auth_internal.session_with_factor(what text, missing text) RETURNS auth.sessions
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions;
+BEGIN
+    PERFORM auth_internal.require_read_write(what);
+    me := auth_internal.current_session();
+    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+        PERFORM auth_internal.raise_error('second_factor_state', missing);
+    END IF;
+    RETURN me;
+END
+$$;
+
 -- Verifies a code from the authenticator app for the current session: {aal: "aal2", session_id}
 -- (plus a new JWT carrying aal2 when return_jwt). A wrong or used code returns NULL with 401
 -- (X-Auth-Error: PA025), counted towards the factor's lock.
@@ -946,11 +992,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.verify_totp');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor; enrol with auth.enroll_totp() and auth.confirm_totp()');
-    END IF;
+    me := auth_internal.session_with_factor('auth.verify_totp', 'no confirmed TOTP factor; enrol with auth.enroll_totp() and auth.confirm_totp()');
     IF NOT auth_internal.check_second_factor(me.user_id, code, false) THEN
         RETURN auth_internal.refuse('PA025', 'the code is wrong or was used');
     END IF;
@@ -966,11 +1008,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.verify_recovery_code');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor, so no recovery codes');
-    END IF;
+    me := auth_internal.session_with_factor('auth.verify_recovery_code', 'no confirmed TOTP factor, so no recovery codes');
     IF NOT auth_internal.check_second_factor(me.user_id, code, true) THEN
         RETURN auth_internal.refuse('PA025', 'the recovery code is wrong or was used');
     END IF;
@@ -987,11 +1025,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.unenroll_totp');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor to remove');
-    END IF;
+    me := auth_internal.session_with_factor('auth.unenroll_totp', 'no confirmed TOTP factor to remove');
     -- Six digits are a TOTP code; anything else is taken for a recovery code (never six digits).
     IF NOT auth_internal.check_second_factor(me.user_id, code,
                auth_internal.normalize_recovery_code(coalesce(code, '')) !~ '^[0-9]{6}$') THEN
@@ -1493,8 +1527,11 @@ BEGIN
         WHERE x.name = p.name AND (x.refresh_requested_at IS NULL OR x.refresh_requested_at <= x.fetch_attempted_at);
         RETURN NULL;
     END IF;
+    -- Keyed by what was signed (header and payload), not the token's text: an ECDSA signature has
+    -- a second valid spelling. Kept while the token still verifies (its exp and the leeway).
     INSERT INTO auth.used_id_tokens (token_hash, expires_at)
-    VALUES (auth_internal.hash_token(id_token), to_timestamp((claimed ->> 'expires_at')::bigint))
+    VALUES (auth_internal.hash_token(split_part(id_token, '.', 1) || '.' || split_part(id_token, '.', 2)),
+            to_timestamp((claimed ->> 'expires_at')::bigint) + make_interval(secs => auth_internal.setting('leeway')::int))
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         PERFORM auth_internal.raise_error('identity_refused', 'this ID token was used already; sign in with the provider again');
@@ -1692,3 +1729,14 @@ GRANT EXECUTE ON FUNCTION
     auth.mfa_satisfied(),
     auth.as_uuid(text)
 TO PUBLIC;
+
+-- Attempt limits a SQL caller cannot roll back need pg_auth in shared_preload_libraries (README,
+-- "Attempt limits"): say so where it is missing.
+DO $$
+BEGIN
+    IF NOT auth_internal.attempt_limits_shared() THEN
+        RAISE NOTICE 'pg_auth is not in shared_preload_libraries: a role that can call the sign-in functions from SQL can roll its wrong guesses back and guess without limit'
+            USING HINT = 'Add pg_auth to shared_preload_libraries and restart (README, "Attempt limits").';
+    END IF;
+END
+$$;

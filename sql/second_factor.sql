@@ -156,6 +156,7 @@ $$;
 -- Starts enrolling a TOTP factor for the signed-in user: {factor_id, secret, uri}. Show `uri` as
 -- a QR code (or `secret` to type in); auth.confirm_totp with a first code finishes. Calling it
 -- again before confirming replaces the secret; with a confirmed factor it is refused (PA026).
+-- Both need a session signed in within pg_auth.reauthentication_window (PA017 otherwise).
 CREATE FUNCTION auth.enroll_totp(issuer text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -165,6 +166,8 @@ DECLARE
     secret bytea := auth_internal.new_totp_secret();
     factor uuid;
 BEGIN
+    -- A factor locks out whoever lacks it: never from a cookie that may have been stolen long ago.
+    PERFORM auth_internal.require_recent_sign_in();
     SELECT u.email INTO account FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
     IF EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'a TOTP factor is already enrolled; auth.unenroll_totp() removes it');
@@ -191,6 +194,7 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write('auth.confirm_totp');
     me := auth_internal.current_session();
+    PERFORM auth_internal.require_recent_sign_in();
     IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NULL) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'no TOTP factor awaits confirmation; start with auth.enroll_totp()');
     END IF;
@@ -206,6 +210,23 @@ BEGIN
 END
 $$;
 
+-- The current session, for a call that needs the user's confirmed factor (read-write: a wrong
+-- code is counted). PA026 with `missing` when there is none.
+CREATE FUNCTION auth_internal.session_with_factor(what text, missing text) RETURNS auth.sessions
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me auth.sessions;
+BEGIN
+    PERFORM auth_internal.require_read_write(what);
+    me := auth_internal.current_session();
+    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+        PERFORM auth_internal.raise_error('second_factor_state', missing);
+    END IF;
+    RETURN me;
+END
+$$;
+
 -- Verifies a code from the authenticator app for the current session: {aal: "aal2", session_id}
 -- (plus a new JWT carrying aal2 when return_jwt). A wrong or used code returns NULL with 401
 -- (X-Auth-Error: PA025), counted towards the factor's lock.
@@ -215,11 +236,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.verify_totp');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor; enrol with auth.enroll_totp() and auth.confirm_totp()');
-    END IF;
+    me := auth_internal.session_with_factor('auth.verify_totp', 'no confirmed TOTP factor; enrol with auth.enroll_totp() and auth.confirm_totp()');
     IF NOT auth_internal.check_second_factor(me.user_id, code, false) THEN
         RETURN auth_internal.refuse('PA025', 'the code is wrong or was used');
     END IF;
@@ -235,11 +252,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.verify_recovery_code');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor, so no recovery codes');
-    END IF;
+    me := auth_internal.session_with_factor('auth.verify_recovery_code', 'no confirmed TOTP factor, so no recovery codes');
     IF NOT auth_internal.check_second_factor(me.user_id, code, true) THEN
         RETURN auth_internal.refuse('PA025', 'the recovery code is wrong or was used');
     END IF;
@@ -256,11 +269,7 @@ AS $$
 DECLARE
     me auth.sessions;
 BEGIN
-    PERFORM auth_internal.require_read_write('auth.unenroll_totp');
-    me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
-        PERFORM auth_internal.raise_error('second_factor_state', 'no confirmed TOTP factor to remove');
-    END IF;
+    me := auth_internal.session_with_factor('auth.unenroll_totp', 'no confirmed TOTP factor to remove');
     -- Six digits are a TOTP code; anything else is taken for a recovery code (never six digits).
     IF NOT auth_internal.check_second_factor(me.user_id, code,
                auth_internal.normalize_recovery_code(coalesce(code, '')) !~ '^[0-9]{6}$') THEN

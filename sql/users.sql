@@ -194,6 +194,7 @@ BEGIN
     UPDATE auth.users SET password_hash = auth_internal.hash_password(new_password), updated_at = now()
     WHERE id = target;
     DELETE FROM auth.login_attempts a USING auth.users u WHERE u.id = target AND a.email_key = auth_internal.email_key(u.email);
+    PERFORM auth_internal.clear_attempts('login', auth_internal.email_key(u.email)) FROM auth.users u WHERE u.id = target;
     -- Every other reset token of the user ends with this one.
     DELETE FROM auth.password_resets r WHERE r.user_id = target AND r.used_at IS NULL;
     PERFORM auth.revoke_user_sessions(target);

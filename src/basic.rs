@@ -51,7 +51,7 @@ fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, St
     if user.is_empty() || user.chars().any(char::is_control) || password.is_empty() {
         return Err(wrong());
     }
-    let (locked, found) = read_as_owner("auth.users", |client| {
+    let (locked, key, found) = read_as_owner("auth.users", |client| {
         // The lock of the name typed and of the account's own email: a username is another name
         // for the same account and must not escape its lock.
         let locked = client
@@ -66,6 +66,19 @@ fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, St
             )?
             .first()
             .get_one::<bool>()?;
+        // The attempt counter auth.login uses: the key of the account's email, or of the name.
+        let key = client
+            .select(
+                "SELECT auth_internal.email_key(coalesce((SELECT u.email FROM auth.users u \
+                 WHERE pg_catalog.lower(u.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1) \
+                    OR pg_catalog.lower(u.username) OPERATOR(pg_catalog.=) pg_catalog.lower($1) \
+                 ORDER BY pg_catalog.lower(u.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1) DESC LIMIT 1), $1))",
+                Some(1),
+                &[user.into()],
+            )?
+            .first()
+            .get_one::<Vec<u8>>()?
+            .unwrap_or_default();
         let rows = client.select(
             "SELECT u.id::pg_catalog.text, u.role, u.email, u.password_hash, u.disabled FROM auth.users u \
              WHERE pg_catalog.lower(u.email) OPERATOR(pg_catalog.=) pg_catalog.lower($1) \
@@ -78,8 +91,16 @@ fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, St
             r if r.is_empty() => None,
             r => Some((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         };
-        Ok((locked == Some(true), row))
+        Ok((locked == Some(true), key, row))
     })?;
+    // Counted in shared memory (pg_auth preloaded), where nothing on this read-only path could
+    // count it otherwise: past pg_auth.login_max_failures per window, refused like a lock.
+    let allowed = crate::shared_attempts::allowed(
+        "login",
+        &key,
+        s::LOGIN_MAX_FAILURES.get(),
+        s::LOGIN_FAILURE_WINDOW.get(),
+    );
     // Every answer below costs exactly one password check at the configured cost, whatever the
     // account: a stored hash at another cost (or bcrypt, or unreadable) is not checked but refused
     // after a check of nothing; signing in once with auth.login re-hashes it.
@@ -95,7 +116,10 @@ fn password_claims(user: &str, password: &str) -> Result<(Map<String, Value>, St
             false
         }
     };
-    if locked {
+    if matches && allowed && !locked {
+        crate::shared_attempts::clear("login", &key);
+    }
+    if locked || !allowed {
         return Err(AuthError::TooManyAttempts(
             "too many failed logins for this account; try again later".into(),
         ));

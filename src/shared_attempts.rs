@@ -38,6 +38,28 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// Counts one attempt of `kind` for `key`; false past `max` in the current window.
+pub fn allowed(kind: &str, key: &[u8], max: i32, window_secs: i32) -> bool {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return true;
+    }
+    let allowed = TABLE.exclusive().attempt(
+        kind,
+        key,
+        now(),
+        max.max(0) as u32,
+        i64::from(window_secs.max(1)),
+    );
+    allowed
+}
+
+/// Forgets the attempts of `kind` for `key`.
+pub fn clear(kind: &str, key: &[u8]) {
+    if ACTIVE.load(Ordering::Relaxed) {
+        TABLE.exclusive().clear(kind, key);
+    }
+}
+
 #[pg_schema]
 pub(crate) mod auth_internal {
     use super::*;
@@ -47,25 +69,13 @@ pub(crate) mod auth_internal {
     /// pg_auth in shared_preload_libraries.
     #[pg_extern(volatile, parallel_unsafe, strict)]
     fn attempt_allowed(kind: &str, key: &[u8], max: i32, window_secs: i32) -> bool {
-        if !ACTIVE.load(Ordering::Relaxed) {
-            return true;
-        }
-        let allowed = TABLE.exclusive().attempt(
-            kind,
-            key,
-            now(),
-            max.max(0) as u32,
-            i64::from(window_secs.max(1)),
-        );
-        allowed
+        super::allowed(kind, key, max, window_secs)
     }
 
     /// Forgets the attempts of `kind` for `key`, after a success.
     #[pg_extern(volatile, parallel_unsafe, strict)]
     fn clear_attempts(kind: &str, key: &[u8]) {
-        if ACTIVE.load(Ordering::Relaxed) {
-            TABLE.exclusive().clear(kind, key);
-        }
+        super::clear(kind, key)
     }
 
     /// Whether attempts are counted in shared memory (pg_auth preloaded).

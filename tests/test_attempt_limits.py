@@ -133,3 +133,57 @@ def test_a_success_clears_the_count(c):
     for _ in range(4):
         assert one(c, "SELECT auth.login('clears@example.com', 'wrong password')") is None
     assert one(c, "SELECT auth.login('clears@example.com', %s)", (PASSWORD,))["user_id"]
+
+
+def basic_request(c, user, password):
+    """auth.authenticate() as for a request carrying Authorization: Basic (read-only path)."""
+    import base64
+    header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    with c.transaction():
+        c.execute("SELECT set_config('request.headers', %s, true)", (f'{{"authorization": "{header}"}}',))
+        c.execute("SELECT set_config('request.method', 'GET', true)")
+        c.execute("SELECT auth.authenticate()")
+        sub = one(c, "SELECT auth.jwt() ->> 'sub'")
+        c.execute("SET LOCAL ROLE NONE")
+        return sub
+
+
+def test_basic_passwords_are_counted_too(c):
+    """Re-check on 0.4.0: Basic with passwords wrote nothing, so it was never limited."""
+    uid = user(c, "basic-target@example.com")
+    c.execute("ALTER DATABASE attempt_limits SET pg_auth.token_sources = 'basic'")
+    c.execute("ALTER DATABASE attempt_limits SET pg_auth.basic_passwords = on")
+    c.execute("ALTER DATABASE attempt_limits SET pg_auth.pgrst_errors = off")
+    try:
+        with psycopg.connect(dsn(DB), autocommit=True) as fresh:
+            fresh.execute("GRANT web_user TO CURRENT_USER")
+            assert basic_request(fresh, "basic-target@example.com", PASSWORD) == str(uid)
+            states = []
+            for i in range(7):
+                try:
+                    basic_request(fresh, "basic-target@example.com", f"wrong {i}")
+                except psycopg.Error as e:
+                    states.append(e.sqlstate)
+            assert states[:5] == ["PT401"] * 5 and states[5:] == ["PT429"] * 2, states
+            with pytest.raises(psycopg.Error) as e:
+                basic_request(fresh, "basic-target@example.com", PASSWORD)
+            assert e.value.sqlstate == "PT429"
+    finally:
+        for name in ("token_sources", "basic_passwords", "pgrst_errors"):
+            c.execute(f"ALTER DATABASE attempt_limits RESET pg_auth.{name}")
+
+
+def test_a_password_reset_ends_the_count(c):
+    """Re-check on 0.4.0: a thief's rolled-back guesses kept the owner locked out after a reset."""
+    user(c, "reset-target@example.com")
+    session = one(c, "SELECT auth.login('reset-target@example.com', %s)", (PASSWORD,))
+    with pytest.raises(psycopg.Error) as e:
+        with c.transaction():
+            c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+            c.execute("SET LOCAL ROLE NONE")
+            c.execute(GUESS_AND_ROLL_BACK.format(
+                call="auth.change_password('guess ' || i, 'a new password 1')", tries=20))
+    assert e.value.sqlstate == "PA015"
+    token = one(c, "SELECT auth.request_password_reset('reset-target@example.com')")
+    c.execute("SELECT auth.reset_password(%s, 'the owner''s new password')", (token,))
+    assert one(c, "SELECT auth.login('reset-target@example.com', 'the owner''s new password')")["user_id"]

@@ -490,3 +490,24 @@ def test_a_provider_answering_one_byte_at_a_time_is_given_up_after_ten_seconds(c
     assert "within 10 seconds" in result["error"]
     assert time.monotonic() - started < 13
     assert one(c, "SELECT count(*) FROM auth.provider_keys WHERE provider = %s AND retired_at IS NULL", (idp.name,)) == 1
+
+
+def test_an_ecdsa_token_respelled_is_still_the_same_token(c, idp):
+    """Re-check on 0.4.0: (r, s) and (r, n - s) are both valid ECDSA signatures; the used-token
+    list was keyed by the token's text, so the second spelling signed in again."""
+    key = SigningKey("es-once", "ES256")
+    idp.published = [key]
+    one(c, "SELECT auth.refresh_provider_keys(%s)", (idp.name,))
+    token = idp.id_token(key, email=email())
+    assert sign_in(c, idp, token)["user_id"]
+    header, payload, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    r, s = raw[:32], int.from_bytes(raw[32:], "big")
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    respelled = base64.urlsafe_b64encode(r + (n - s).to_bytes(32, "big")).rstrip(b"=").decode()
+    e = assert_sqlstate(c, "PA027", "SELECT auth.sign_in_with_id_token(%s, %s)",
+                        (idp.name, f"{header}.{payload}.{respelled}"))
+    assert "used already" in str(e)
+    # Remembered while the token verifies: its exp plus the leeway.
+    kept = one(c, "SELECT max(expires_at) - now() FROM auth.used_id_tokens")
+    assert kept.total_seconds() > 300

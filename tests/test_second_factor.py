@@ -285,3 +285,14 @@ def test_account_changes_need_the_second_factor_once_enrolled(c):
     # Users without a second factor are not asked for one.
     plain = user(c, "unguarded@example.com")
     assert signed_in(c, plain["token"], "SELECT auth.request_email_change('new-unguarded@example.com') ? 'code'")[0] is True
+
+
+def test_enrolment_needs_a_recent_sign_in(c):
+    """Re-check on 0.4.0: a cookie stolen long ago enrolled a factor (and so reached aal2, ended
+    the owner's sessions, and locked the owner out for good)."""
+    stolen = user(c, "enrol-stolen@example.com")
+    c.execute("UPDATE auth.sessions SET created_at = now() - interval '2 days' WHERE id = %s", (stolen["session_id"],))
+    for sql in ("SELECT auth.enroll_totp()", "SELECT auth.confirm_totp('123456')"):
+        with pytest.raises(psycopg.Error) as e:
+            signed_in(c, stolen["token"], sql)
+        assert e.value.sqlstate == "PA017" and "sign in again" in str(e.value), sql
