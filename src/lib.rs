@@ -3,11 +3,13 @@
 //! The data's path: `request` (where the token comes from) → `jwt` (verification against the key
 //! ring) → `identity` (role claim and role rules) → `authenticate` (role switched, claims
 //! published) and `response` (HTTP-shaped errors and cookies).
-//! Pure logic, no pgrx: `error`, `request`, `session`, `jwt`, `identity`, `password`, `response`.
+//! Pure logic, no pgrx: `error`, `request`, `session`, `jwt`, `identity`, `password`, `response`,
+//! `totp` (second factor), `oidc` and `jwks_fetch` (identity providers), `attempts`.
 //! The pgrx layer: `sqlstate` (errors to SQLSTATEs), `settings` (GUCs), `keyring` (per-backend
 //! cache of `auth.keys`), `revocation` (per-backend revocation list), `probe` (one-row index
 //! lookups), `session_store` and `api_keys` (credential lookups), `privileged`, `published`,
-//! `authenticate`, `api` (SQL functions).
+//! `authenticate`, `shared_attempts` (attempt counts in shared memory), `jwks_worker`, `api`
+//! (SQL functions).
 //! SQL objects: `sql/`.
 
 use pgrx::prelude::*;
