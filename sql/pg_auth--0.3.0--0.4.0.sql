@@ -216,8 +216,10 @@ CREATE FUNCTION auth_internal.end_unproved_ways_in(user_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE auth.users u SET password_hash = NULL, updated_at = now()
-    WHERE u.id = end_unproved_ways_in.user_id AND u.password_hash IS NOT NULL;
+    -- The maker's password, and the name and profile they chose (a username is another name to
+    -- sign in with; metadata may carry what claims or policies read).
+    UPDATE auth.users u SET password_hash = NULL, username = NULL, metadata = '{}', updated_at = now()
+    WHERE u.id = end_unproved_ways_in.user_id;
     PERFORM auth.revoke_user_sessions(end_unproved_ways_in.user_id);
     PERFORM auth_internal.revoke_user_api_keys(end_unproved_ways_in.user_id);
     DELETE FROM auth.identities i WHERE i.user_id = end_unproved_ways_in.user_id;
@@ -226,6 +228,28 @@ BEGIN
     UPDATE auth.one_time_codes c SET expires_at = now()
     WHERE c.user_id = end_unproved_ways_in.user_id AND c.used_at IS NULL AND c.expires_at > now();
     DELETE FROM auth.password_resets r WHERE r.user_id = end_unproved_ways_in.user_id AND r.used_at IS NULL;
+END
+$$;
+
+-- Ends the lock and the failure counts of an email, for administrators: auth.login_attempts,
+-- the second factor's lock of its account, and (pg_auth preloaded) the counts in shared memory of
+-- passwords (auth.login, HTTP Basic), codes and the second factor.
+CREATE FUNCTION auth.unlock(email text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key bytea := auth_internal.email_key(unlock.email);
+    account uuid;
+BEGIN
+    SELECT u.id INTO account FROM auth.users u WHERE lower(u.email) = lower(unlock.email);
+    DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.clear_attempts('login', key);
+    PERFORM auth_internal.clear_attempts('code', key);
+    IF account IS NOT NULL THEN
+        PERFORM auth_internal.clear_attempts('second_factor', uuid_send(account));
+        UPDATE auth.mfa_factors f SET failed_attempts = 0, failures_since = NULL, locked_until = NULL
+        WHERE f.user_id = account;
+    END IF;
 END
 $$;
 

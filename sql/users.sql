@@ -221,8 +221,10 @@ CREATE FUNCTION auth_internal.end_unproved_ways_in(user_id uuid) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE auth.users u SET password_hash = NULL, updated_at = now()
-    WHERE u.id = end_unproved_ways_in.user_id AND u.password_hash IS NOT NULL;
+    -- The maker's password, and the name and profile they chose (a username is another name to
+    -- sign in with; metadata may carry what claims or policies read).
+    UPDATE auth.users u SET password_hash = NULL, username = NULL, metadata = '{}', updated_at = now()
+    WHERE u.id = end_unproved_ways_in.user_id;
     PERFORM auth.revoke_user_sessions(end_unproved_ways_in.user_id);
     PERFORM auth_internal.revoke_user_api_keys(end_unproved_ways_in.user_id);
     DELETE FROM auth.identities i WHERE i.user_id = end_unproved_ways_in.user_id;
@@ -241,6 +243,28 @@ SELECT u.id, u.email, u.username, u.role, u.created_at, u.updated_at, u.disabled
        coalesce(a.locked_until > now(), false) AS locked
 FROM auth.users u LEFT JOIN auth.login_attempts a ON a.email_key = auth_internal.email_key(u.email);
 REVOKE ALL ON auth.user_list FROM PUBLIC;
+
+-- Ends the lock and the failure counts of an email, for administrators: auth.login_attempts,
+-- the second factor's lock of its account, and (pg_auth preloaded) the counts in shared memory of
+-- passwords (auth.login, HTTP Basic), codes and the second factor.
+CREATE FUNCTION auth.unlock(email text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key bytea := auth_internal.email_key(unlock.email);
+    account uuid;
+BEGIN
+    SELECT u.id INTO account FROM auth.users u WHERE lower(u.email) = lower(unlock.email);
+    DELETE FROM auth.login_attempts a WHERE a.email_key = key;
+    PERFORM auth_internal.clear_attempts('login', key);
+    PERFORM auth_internal.clear_attempts('code', key);
+    IF account IS NOT NULL THEN
+        PERFORM auth_internal.clear_attempts('second_factor', uuid_send(account));
+        UPDATE auth.mfa_factors f SET failed_attempts = 0, failures_since = NULL, locked_until = NULL
+        WHERE f.user_id = account;
+    END IF;
+END
+$$;
 
 -- Disables a user (logins refused) and ends their sessions and API keys (enabling the user again
 -- brings neither back).

@@ -7,8 +7,12 @@
 
 use sha2::{Digest, Sha256};
 
-/// Slots of the table: about 200 kB of shared memory.
-pub const SLOTS: usize = 8192;
+/// Slots per kind of attempt: 4 × 2048 slots of 32 bytes, 256 kB of shared memory. Each kind has
+/// its own slots, so cheap attempts of one kind (codes cost a hash) cannot push out the counts of
+/// another (passwords cost an argon2 check each).
+pub const SLOTS_PER_KIND: usize = 2048;
+const KINDS: usize = 4;
+pub const SLOTS: usize = SLOTS_PER_KIND * KINDS;
 /// Slots looked at for one key (its neighbourhood); where a new key goes when all are taken.
 const PROBE: usize = 16;
 
@@ -17,6 +21,9 @@ const PROBE: usize = 16;
 struct Slot {
     key: [u8; 16],
     attempts: u32,
+    /// The limit of the last attempt: a slot at or past it is refusing, and is pushed out only
+    /// when every slot of its neighbourhood is.
+    limit: u32,
     /// Unix seconds when this key's window began; 0: the slot is free.
     window_start: i64,
 }
@@ -50,9 +57,15 @@ impl Table {
         out
     }
 
-    fn neighbourhood(key: &[u8; 16]) -> impl Iterator<Item = usize> {
-        let start = u64::from_le_bytes(key[..8].try_into().unwrap_or_default()) as usize % SLOTS;
-        (0..PROBE).map(move |i| (start + i) % SLOTS)
+    fn neighbourhood(kind: &str, key: &[u8; 16]) -> impl Iterator<Item = usize> {
+        let region = match kind {
+            "login" => 0,
+            "second_factor" => 1,
+            "code" => 2,
+            _ => 3,
+        } * SLOTS_PER_KIND;
+        let start = u64::from_le_bytes(key[..8].try_into().unwrap_or_default()) as usize;
+        (0..PROBE).map(move |i| region + (start + i) % SLOTS_PER_KIND)
     }
 
     /// Counts one attempt of `kind` for `key` at `now`; true while the attempts of the current
@@ -60,18 +73,18 @@ impl Table {
     pub fn attempt(&mut self, kind: &str, key: &[u8], now: i64, max: u32, window: i64) -> bool {
         let slot_key = self.slot_key(kind, key);
         let live = |slot: &Slot| slot.window_start != 0 && now - slot.window_start < window;
-        let index = Self::neighbourhood(&slot_key)
+        let index = Self::neighbourhood(kind, &slot_key)
             .find(|&i| self.slots[i].key == slot_key && self.slots[i].window_start != 0)
             .unwrap_or_else(|| {
-                // A free or expired slot, else the least-tried (then oldest) one: a key under
-                // attack holds many attempts and is the last to be pushed out.
-                Self::neighbourhood(&slot_key)
+                // A free or expired slot, else one still allowing attempts (least tried, then
+                // oldest): a key that reached its limit — one under attack — is pushed out last.
+                Self::neighbourhood(kind, &slot_key)
                     .min_by_key(|&i| {
                         let s = &self.slots[i];
                         if live(s) {
-                            (1, s.attempts, s.window_start)
+                            (1, s.attempts >= s.limit, s.attempts, s.window_start)
                         } else {
-                            (0, 0, 0)
+                            (0, false, 0, 0)
                         }
                     })
                     .unwrap_or(0)
@@ -81,17 +94,21 @@ impl Table {
             *slot = Slot {
                 key: slot_key,
                 attempts: 0,
+                limit: max,
                 window_start: now,
             };
         }
         slot.attempts = slot.attempts.saturating_add(1);
+        slot.limit = max;
         slot.attempts <= max
     }
 
     /// Forgets the attempts of `kind` for `key` (after a success).
     pub fn clear(&mut self, kind: &str, key: &[u8]) {
         let slot_key = self.slot_key(kind, key);
-        if let Some(i) = Self::neighbourhood(&slot_key).find(|&i| self.slots[i].key == slot_key) {
+        if let Some(i) =
+            Self::neighbourhood(kind, &slot_key).find(|&i| self.slots[i].key == slot_key)
+        {
             self.slots[i] = Slot::default();
         }
     }
@@ -137,10 +154,40 @@ mod tests {
             t.attempt("code", b"victim", 100, 5, 3600);
         }
         // Every other key tried once, many times over the table's size.
-        for i in 0..(SLOTS * 4) as u32 {
+        for i in 0..(SLOTS_PER_KIND * 4) as u32 {
             t.attempt("code", &i.to_le_bytes(), 101, 5, 3600);
         }
         assert!(!t.attempt("code", b"victim", 102, 5, 3600));
+    }
+
+    #[test]
+    fn a_key_at_its_limit_outlasts_keys_tried_more_often() {
+        // Round 3 of the live attack: a victim stopped at its limit (5) was pushed out by
+        // made-up keys tried 7 times each, giving 5 more guesses per flood.
+        let mut t = table();
+        for _ in 0..5 {
+            t.attempt("login", b"victim", 100, 5, 900);
+        }
+        for i in 0..(SLOTS_PER_KIND * 2) as u32 {
+            for _ in 0..7 {
+                t.attempt("login", &i.to_le_bytes(), 101, 25, 900);
+            }
+        }
+        assert!(!t.attempt("login", b"victim", 102, 5, 900));
+    }
+
+    #[test]
+    fn cheap_kinds_cannot_push_out_other_kinds() {
+        let mut t = table();
+        for _ in 0..5 {
+            t.attempt("login", b"victim", 100, 5, 900);
+        }
+        for i in 0..(SLOTS_PER_KIND * 4) as u32 {
+            for _ in 0..30 {
+                t.attempt("code", &i.to_le_bytes(), 101, 25, 900);
+            }
+        }
+        assert!(!t.attempt("login", b"victim", 102, 5, 900));
     }
 
     #[test]

@@ -187,3 +187,16 @@ def test_a_password_reset_ends_the_count(c):
     token = one(c, "SELECT auth.request_password_reset('reset-target@example.com')")
     c.execute("SELECT auth.reset_password(%s, 'the owner''s new password')", (token,))
     assert one(c, "SELECT auth.login('reset-target@example.com', 'the owner''s new password')")["user_id"]
+
+
+def test_an_administrator_unlocks_an_email(c):
+    """Re-check on 0.4.0: a lock earned through HTTP Basic (shared memory only) could not be seen
+    in auth.login_attempts nor cleared."""
+    user(c, "unlock-target@example.com")
+    for i in range(5):
+        assert one(c, "SELECT auth.login('unlock-target@example.com', %s)", (f"wrong {i}",)) is None
+    with pytest.raises(psycopg.Error) as e:
+        c.execute("SELECT auth.login('unlock-target@example.com', %s)", (PASSWORD,))
+    assert e.value.sqlstate == "PA015"
+    c.execute("SELECT auth.unlock('Unlock-Target@example.com')")
+    assert one(c, "SELECT auth.login('unlock-target@example.com', %s)", (PASSWORD,))["user_id"]
