@@ -24,4 +24,4 @@ SELECT public.err(format($q$SELECT set_config('request.method', 'GET', true), se
                                   set_config('request.jwt.claims', %L, true),
                                   auth.authenticate()$q$, ring_jwt, '{"role":"regress_web","jti":"x","sid":"00000000-0000-0000-0000-000000000000"}')) AS pre_request_bearer
 FROM public.creds;
-SELECT public.err('SELECT auth.jwt(), auth.uid(), auth.role(), auth.email(), auth.claim(''a.b''), auth.session_id(), auth.as_uuid(''x'')') AS identity;
+SELECT public.err('SELECT auth.jwt(), auth.uid(), auth.role(), auth.email(), auth.claim(''a.b''), auth.session_id(), auth.as_uuid(''x''), auth.aal(), auth.mfa_satisfied()') AS identity;
