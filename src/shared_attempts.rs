@@ -38,14 +38,22 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// The table is shared by every database of the cluster: a key is counted for this database
+/// only (the same email elsewhere is someone else, and its success must not clear this count).
+fn in_this_database(key: &[u8]) -> Vec<u8> {
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32().to_be_bytes();
+    [database.as_slice(), key].concat()
+}
+
 /// Counts one attempt of `kind` for `key`; false past `max` in the current window.
 pub fn allowed(kind: &str, key: &[u8], max: i32, window_secs: i32) -> bool {
     if !ACTIVE.load(Ordering::Relaxed) {
         return true;
     }
+    let key = in_this_database(key);
     let allowed = TABLE.exclusive().attempt(
         kind,
-        key,
+        &key,
         now(),
         max.max(0) as u32,
         i64::from(window_secs.max(1)),
@@ -56,7 +64,8 @@ pub fn allowed(kind: &str, key: &[u8], max: i32, window_secs: i32) -> bool {
 /// Forgets the attempts of `kind` for `key`.
 pub fn clear(kind: &str, key: &[u8]) {
     if ACTIVE.load(Ordering::Relaxed) {
-        TABLE.exclusive().clear(kind, key);
+        let key = in_this_database(key);
+        TABLE.exclusive().clear(kind, &key);
     }
 }
 

@@ -200,3 +200,26 @@ def test_an_administrator_unlocks_an_email(c):
     assert e.value.sqlstate == "PA015"
     c.execute("SELECT auth.unlock('Unlock-Target@example.com')")
     assert one(c, "SELECT auth.login('unlock-target@example.com', %s)", (PASSWORD,))["user_id"]
+
+
+def test_the_counts_of_one_database_are_its_own(c):
+    """A cluster's databases share the table: the same email in another database is someone
+    else, and its success must not clear this database's count (nor its failures lock it)."""
+    other_db = "attempt_limits_other"
+    with psycopg.connect(dsn("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {other_db} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {other_db}")
+        admin.execute(f"ALTER DATABASE {other_db} SET pg_auth.argon2_memory_kib = 1024")
+        admin.execute(f"ALTER DATABASE {other_db} SET pg_auth.argon2_iterations = 1")
+    with psycopg.connect(dsn(other_db), autocommit=True) as other:
+        other.execute("CREATE EXTENSION pg_auth")
+        other.execute("SELECT auth.register('shared-email@example.com', 'the other one''s password')")
+        user(c, "shared-email@example.com")
+        state, _ = rolled_back_guesses(c, "auth.login('shared-email@example.com', 'guess ' || i)", 20)
+        assert state == "PA015"
+        # The other database's user signs in (and clears only their own count)...
+        assert one(other, "SELECT auth.login('shared-email@example.com', 'the other one''s password')")["user_id"]
+        # ...and this one stays locked.
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("SELECT auth.login('shared-email@example.com', %s)", (PASSWORD,))
+        assert e.value.sqlstate == "PA015"
