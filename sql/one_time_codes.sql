@@ -200,6 +200,7 @@ AS $$
 DECLARE
     key bytea := auth_internal.email_key(verify_code.email);
     entry auth.one_time_codes;
+    result jsonb;
 BEGIN
     PERFORM auth_internal.require_read_write('auth.verify_code');
     PERFORM auth_internal.lock_email_key(key);
@@ -221,8 +222,13 @@ BEGIN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
     UPDATE auth.one_time_codes c SET used_at = now() WHERE c.id = entry.id;
-    PERFORM auth_internal.clear_attempts('code', key);
-    RETURN auth_internal.redeem_code(entry, return_jwt);
+    result := auth_internal.redeem_code(entry, return_jwt);
+    -- Cleared only after a success that stands: an email change to a taken address fails in
+    -- redeem_code, and its code would otherwise clear the count of that address at will.
+    IF result IS NOT NULL THEN
+        PERFORM auth_internal.clear_attempts('code', key);
+    END IF;
+    RETURN result;
 END
 $$;
 

@@ -3,7 +3,7 @@
 -- sign-in with identity providers (OIDC) and their keys, pg_auth.require_verified_email.
 
 -- The Rust functions of this release.
--- src/shared_attempts.rs:70
+-- src/shared_attempts.rs:79
 -- pg_auth::shared_attempts::auth_internal::attempt_allowed
 CREATE  FUNCTION auth_internal."attempt_allowed"(
 	"kind" TEXT, /* & str */
@@ -14,7 +14,7 @@ CREATE  FUNCTION auth_internal."attempt_allowed"(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'attempt_allowed_wrapper';
--- src/shared_attempts.rs:82
+-- src/shared_attempts.rs:91
 -- pg_auth::shared_attempts::auth_internal::attempt_limits_shared
 CREATE  FUNCTION auth_internal."attempt_limits_shared"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -28,7 +28,7 @@ CREATE  FUNCTION auth_internal."check_jwks_url"(
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'check_jwks_url_wrapper';
--- src/shared_attempts.rs:76
+-- src/shared_attempts.rs:85
 -- pg_auth::shared_attempts::auth_internal::clear_attempts
 CREATE  FUNCTION auth_internal."clear_attempts"(
 	"kind" TEXT, /* & str */
@@ -1289,6 +1289,7 @@ AS $$
 DECLARE
     key bytea := auth_internal.email_key(verify_code.email);
     entry auth.one_time_codes;
+    result jsonb;
 BEGIN
     PERFORM auth_internal.require_read_write('auth.verify_code');
     PERFORM auth_internal.lock_email_key(key);
@@ -1310,8 +1311,13 @@ BEGIN
         RETURN auth_internal.refuse('PA023', 'the code is wrong, used or expired; request a new one');
     END IF;
     UPDATE auth.one_time_codes c SET used_at = now() WHERE c.id = entry.id;
-    PERFORM auth_internal.clear_attempts('code', key);
-    RETURN auth_internal.redeem_code(entry, return_jwt);
+    result := auth_internal.redeem_code(entry, return_jwt);
+    -- Cleared only after a success that stands: an email change to a taken address fails in
+    -- redeem_code, and its code would otherwise clear the count of that address at will.
+    IF result IS NOT NULL THEN
+        PERFORM auth_internal.clear_attempts('code', key);
+    END IF;
+    RETURN result;
 END
 $$;
 

@@ -5,12 +5,13 @@
 //! pg_auth in shared_preload_libraries): every attempt is counted before the answer is known,
 //! and only a success clears the count. Pure logic, no pgrx.
 
+use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Slots per kind of attempt: 4 × 2048 slots of 32 bytes, 256 kB of shared memory. Each kind has
+/// Slots per kind of attempt: 4 × 4096 slots of 32 bytes, 512 kB of shared memory. Each kind has
 /// its own slots, so cheap attempts of one kind (codes cost a hash) cannot push out the counts of
 /// another (passwords cost an argon2 check each).
-pub const SLOTS_PER_KIND: usize = 2048;
+pub const SLOTS_PER_KIND: usize = 4096;
 const KINDS: usize = 4;
 pub const SLOTS: usize = SLOTS_PER_KIND * KINDS;
 /// Slots looked at for one key (its neighbourhood); where a new key goes when all are taken.
@@ -77,16 +78,24 @@ impl Table {
             .find(|&i| self.slots[i].key == slot_key && self.slots[i].window_start != 0)
             .unwrap_or_else(|| {
                 // A free or expired slot, else one still allowing attempts (least tried, then
-                // oldest): a key that reached its limit — one under attack — is pushed out last.
+                // oldest); a key that reached its limit — one under attack — only when all have,
+                // and then one of them at random: counts stop one past the limit, so made-up keys
+                // cannot outrank it, and a flood must land on its neighbourhood 16 times over
+                // (each landing costing a key's allowed attempts) to push it out.
+                let spare = (rand::rngs::OsRng.next_u32() as usize) % PROBE;
                 Self::neighbourhood(kind, &slot_key)
-                    .min_by_key(|&i| {
+                    .enumerate()
+                    .min_by_key(|&(n, i)| {
                         let s = &self.slots[i];
-                        if live(s) {
-                            (1, s.attempts >= s.limit, s.attempts, s.window_start)
+                        if !live(s) {
+                            (0, 0, 0)
+                        } else if s.attempts < s.limit {
+                            (1, s.attempts, s.window_start)
                         } else {
-                            (0, false, 0, 0)
+                            (2, u32::from(n != spare), 0)
                         }
                     })
+                    .map(|(_, i)| i)
                     .unwrap_or(0)
             });
         let slot = &mut self.slots[index];
@@ -98,7 +107,9 @@ impl Table {
                 window_start: now,
             };
         }
-        slot.attempts = slot.attempts.saturating_add(1);
+        // One past the limit is enough to refuse: a higher count would only rank a made-up key
+        // above a victim's.
+        slot.attempts = slot.attempts.saturating_add(1).min(max.saturating_add(1));
         slot.limit = max;
         slot.attempts <= max
     }
@@ -174,6 +185,28 @@ mod tests {
             }
         }
         assert!(!t.attempt("login", b"victim", 102, 5, 900));
+    }
+
+    #[test]
+    fn flooding_with_keys_past_their_limit_pushes_a_victim_out_rarely() {
+        // Round 4: made-up keys tried past their limit outranked a victim at its limit; about
+        // 141 made-up keys pushed it out. Counts now stop one past the limit and a full
+        // neighbourhood gives up a random one of its 16.
+        let mut survived = 0;
+        for round in 0..10u32 {
+            let mut t = table();
+            for _ in 0..6 {
+                t.attempt("login", b"victim", 100, 5, 900);
+            }
+            for i in 0..(SLOTS_PER_KIND as u32 * 2) {
+                for _ in 0..7 {
+                    t.attempt("login", &(i + round * 1_000_000).to_le_bytes(), 101, 5, 900);
+                }
+            }
+            survived += u32::from(!t.attempt("login", b"victim", 102, 5, 900));
+        }
+        // Each of the ~2 × 4096 / 16 = 512 landings on its neighbourhood has a 1/16 chance.
+        assert!(survived >= 1, "the victim was pushed out in every round");
     }
 
     #[test]

@@ -223,3 +223,24 @@ def test_the_counts_of_one_database_are_its_own(c):
         with pytest.raises(psycopg.Error) as e:
             c.execute("SELECT auth.login('shared-email@example.com', %s)", (PASSWORD,))
         assert e.value.sqlstate == "PA015"
+
+
+def test_a_failing_email_change_code_does_not_clear_the_count_of_an_address(c):
+    """Round 4 of the live attack (critical): the count of an email was cleared before the code's
+    purpose was carried out; a change_email code to a taken address failed there (23505), was
+    usable again, and cleared that address's count at will — a sign-in code fell in 100 s."""
+    user(c, "code-victim@example.com")
+    user(c, "code-attacker@example.com")
+    one(c, "SELECT auth.request_code('code-victim@example.com')")
+    session = one(c, "SELECT auth.login('code-attacker@example.com', %s)", (PASSWORD,))
+    with c.transaction():
+        c.execute("SELECT auth.authenticate(%s)", (session["token"],))
+        c.execute("SET LOCAL ROLE NONE")
+        change = one(c, "SELECT auth.request_email_change('code-victim@example.com')")
+    clear = f"auth.verify_code('code-victim@example.com', '{change['code']}', 'change_email')"
+    call = ("(CASE WHEN i % 10 = 9 THEN (SELECT NULL::jsonb FROM (SELECT public.try_sql(%L)) t) "
+            "ELSE auth.verify_code('code-victim@example.com', lpad(i::text, 6, '0')) END)")
+    c.execute("""CREATE OR REPLACE FUNCTION public.try_sql(q text) RETURNS void LANGUAGE plpgsql AS $$
+                 BEGIN EXECUTE 'SELECT ' || q; EXCEPTION WHEN unique_violation THEN NULL; END $$""")
+    state, message = rolled_back_guesses(c, call.replace("%L", "'" + clear.replace("'", "''") + "'"), 200)
+    assert state == "PA015" and "too many attempts" in message
