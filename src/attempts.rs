@@ -106,7 +106,7 @@ impl Table {
     fn random_victim(&self, kind: &str, slot_key: &[u8; 16]) -> usize {
         let weight = |i: usize| 65_536 / u64::from(self.slots[i].attempts.max(1));
         let total: u64 = Self::neighbourhood(kind, slot_key).map(weight).sum();
-        let mut pick = u64::from(rand::rngs::OsRng.next_u32()) * total >> 32;
+        let mut pick = (u64::from(rand::rngs::OsRng.next_u32()) * total) >> 32;
         for i in Self::neighbourhood(kind, slot_key) {
             if pick < weight(i) {
                 return i;
