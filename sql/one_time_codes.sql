@@ -102,9 +102,7 @@ BEGIN
         RAISE EXCEPTION 'purpose must be sign_in or verify_email (an email change starts with auth.request_email_change)'
             USING ERRCODE = '22023';
     END IF;
-    IF request_code.email IS NULL OR request_code.email !~ '^[^@\s]+@[^@\s]+$' OR length(request_code.email) > 254 THEN
-        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
-    END IF;
+    PERFORM auth_internal.check_email(request_code.email);
     SELECT u.id, u.email INTO target, stored FROM auth.users u
     WHERE lower(u.email) = lower(request_code.email) AND NOT u.disabled;
     result := auth_internal.new_one_time_code(auth_internal.email_key(request_code.email), purpose, target,
@@ -133,9 +131,7 @@ BEGIN
     me := auth_internal.current_session();
     PERFORM auth_internal.require_recent_sign_in();
     PERFORM auth_internal.require_second_factor();
-    IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
-        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
-    END IF;
+    PERFORM auth_internal.check_email(new_email);
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
                                            new_email, valid_for, me.id) || jsonb_build_object('email', new_email);
 END

@@ -171,9 +171,7 @@ BEGIN
     PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', start_session.user_id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime), 'aal', 'aal1',
-                                 'mfa_enrolled', EXISTS (SELECT FROM auth.mfa_factors f
-                                                         WHERE f.user_id = start_session.user_id
-                                                           AND f.confirmed_at IS NOT NULL));
+                                 'mfa_enrolled', auth_internal.has_second_factor(start_session.user_id));
     IF return_jwt THEN
         result := result || jsonb_build_object('jwt', auth_internal.session_jwt(start_session.user_id, new_session));
     END IF;
@@ -205,6 +203,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.translate(a, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
          = pg_catalog.translate(b, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+$$;
+
+-- Refuses an email address auth.users would not take, or that is no address (22023).
+CREATE FUNCTION auth_internal.check_email(email text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF email IS NULL OR email !~ '^[^@\s]+@[^@\s]+$' OR length(email) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+END
 $$;
 
 -- The first proof that someone controls an account's address (a sign-in code, an identity
@@ -514,6 +523,31 @@ BEGIN
 END
 $$;
 
+-- Creates a user and returns its id. The role defaults to pg_auth.user_role.
+CREATE OR REPLACE FUNCTION auth.register(
+    email    text,
+    password text,
+    username text DEFAULT NULL,
+    role     text DEFAULT NULL,
+    metadata jsonb DEFAULT '{}'
+) RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id uuid;
+BEGIN
+    PERFORM auth_internal.check_email(register.email);
+    PERFORM auth_internal.check_new_password(register.password);
+    INSERT INTO auth.users (email, username, password_hash, role, metadata)
+    VALUES (register.email, register.username, auth_internal.hash_password(register.password),
+            coalesce(register.role, auth_internal.setting('user_role')), coalesce(register.metadata, '{}'))
+    RETURNING id INTO new_id;
+    RETURN new_id;
+EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 'a user with this email or username already exists' USING ERRCODE = '23505';
+END
+$$;
+
 -- Sets a new password with a reset token and ends all the user's sessions.
 CREATE OR REPLACE FUNCTION auth.reset_password(token text, new_password text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -815,6 +849,14 @@ CREATE FUNCTION auth_internal.recovery_code_hash(user_id uuid, code text) RETURN
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT auth_internal.hash_token(user_id::pg_catalog.text || ':' || auth_internal.normalize_recovery_code(code)) $$;
 
+-- Whether user `user_id` has a confirmed second factor.
+CREATE FUNCTION auth_internal.has_second_factor(user_id uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM auth.mfa_factors f
+                   WHERE f.user_id = has_second_factor.user_id AND f.confirmed_at IS NOT NULL)
+$$;
+
 -- The live session auth.authenticate verified in this transaction (cookie or sid-bound JWT), or
 -- not_signed_in (PA017).
 CREATE FUNCTION auth_internal.current_session() RETURNS auth.sessions
@@ -842,7 +884,7 @@ DECLARE
     me auth.sessions := auth_internal.current_session();
 BEGIN
     IF me.aal IS DISTINCT FROM 'aal2'
-       AND EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+       AND auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state',
             'this account has a second factor: verify it in this session first (auth.verify_totp)');
     END IF;
@@ -949,7 +991,7 @@ BEGIN
     -- A factor locks out whoever lacks it: never from a cookie that may have been stolen long ago.
     PERFORM auth_internal.require_recent_sign_in();
     SELECT u.email INTO account FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
-    IF EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+    IF auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'a TOTP factor is already enrolled; auth.unenroll_totp() removes it');
     END IF;
     IF length(issuer) > 100 THEN
@@ -1000,7 +1042,7 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write(what);
     me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+    IF NOT auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state', missing);
     END IF;
     RETURN me;
@@ -1083,7 +1125,7 @@ CREATE FUNCTION auth.mfa_satisfied() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT auth.aal() = 'aal2'
-        OR NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = auth.uid() AND f.confirmed_at IS NOT NULL)
+        OR NOT auth_internal.has_second_factor(auth.uid())
 $$;
 
 -- sql/one_time_codes.sql
@@ -1191,9 +1233,7 @@ BEGIN
         RAISE EXCEPTION 'purpose must be sign_in or verify_email (an email change starts with auth.request_email_change)'
             USING ERRCODE = '22023';
     END IF;
-    IF request_code.email IS NULL OR request_code.email !~ '^[^@\s]+@[^@\s]+$' OR length(request_code.email) > 254 THEN
-        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
-    END IF;
+    PERFORM auth_internal.check_email(request_code.email);
     SELECT u.id, u.email INTO target, stored FROM auth.users u
     WHERE lower(u.email) = lower(request_code.email) AND NOT u.disabled;
     result := auth_internal.new_one_time_code(auth_internal.email_key(request_code.email), purpose, target,
@@ -1222,9 +1262,7 @@ BEGIN
     me := auth_internal.current_session();
     PERFORM auth_internal.require_recent_sign_in();
     PERFORM auth_internal.require_second_factor();
-    IF new_email IS NULL OR new_email !~ '^[^@\s]+@[^@\s]+$' OR length(new_email) > 254 THEN
-        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
-    END IF;
+    PERFORM auth_internal.check_email(new_email);
     RETURN auth_internal.new_one_time_code(auth_internal.email_key(new_email), 'change_email', me.user_id,
                                            new_email, valid_for, me.id) || jsonb_build_object('email', new_email);
 END

@@ -35,6 +35,14 @@ CREATE FUNCTION auth_internal.recovery_code_hash(user_id uuid, code text) RETURN
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT auth_internal.hash_token(user_id::pg_catalog.text || ':' || auth_internal.normalize_recovery_code(code)) $$;
 
+-- Whether user `user_id` has a confirmed second factor.
+CREATE FUNCTION auth_internal.has_second_factor(user_id uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM auth.mfa_factors f
+                   WHERE f.user_id = has_second_factor.user_id AND f.confirmed_at IS NOT NULL)
+$$;
+
 -- The live session auth.authenticate verified in this transaction (cookie or sid-bound JWT), or
 -- not_signed_in (PA017).
 CREATE FUNCTION auth_internal.current_session() RETURNS auth.sessions
@@ -62,7 +70,7 @@ DECLARE
     me auth.sessions := auth_internal.current_session();
 BEGIN
     IF me.aal IS DISTINCT FROM 'aal2'
-       AND EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+       AND auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state',
             'this account has a second factor: verify it in this session first (auth.verify_totp)');
     END IF;
@@ -169,7 +177,7 @@ BEGIN
     -- A factor locks out whoever lacks it: never from a cookie that may have been stolen long ago.
     PERFORM auth_internal.require_recent_sign_in();
     SELECT u.email INTO account FROM auth.users u WHERE u.id = me.user_id FOR UPDATE;
-    IF EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+    IF auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state', 'a TOTP factor is already enrolled; auth.unenroll_totp() removes it');
     END IF;
     IF length(issuer) > 100 THEN
@@ -220,7 +228,7 @@ DECLARE
 BEGIN
     PERFORM auth_internal.require_read_write(what);
     me := auth_internal.current_session();
-    IF NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = me.user_id AND f.confirmed_at IS NOT NULL) THEN
+    IF NOT auth_internal.has_second_factor(me.user_id) THEN
         PERFORM auth_internal.raise_error('second_factor_state', missing);
     END IF;
     RETURN me;
@@ -303,5 +311,5 @@ CREATE FUNCTION auth.mfa_satisfied() RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT auth.aal() = 'aal2'
-        OR NOT EXISTS (SELECT FROM auth.mfa_factors f WHERE f.user_id = auth.uid() AND f.confirmed_at IS NOT NULL)
+        OR NOT auth_internal.has_second_factor(auth.uid())
 $$;

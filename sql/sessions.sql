@@ -229,9 +229,7 @@ BEGIN
     PERFORM auth_internal.add_response_header('Set-Cookie', auth_internal.session_cookie(t.token, lifetime));
     result := jsonb_build_object('user_id', start_session.user_id, 'session_id', new_session, 'token', t.token,
                                  'expires_at', now() + make_interval(secs => lifetime), 'aal', 'aal1',
-                                 'mfa_enrolled', EXISTS (SELECT FROM auth.mfa_factors f
-                                                         WHERE f.user_id = start_session.user_id
-                                                           AND f.confirmed_at IS NOT NULL));
+                                 'mfa_enrolled', auth_internal.has_second_factor(start_session.user_id));
     IF return_jwt THEN
         result := result || jsonb_build_object('jwt', auth_internal.session_jwt(start_session.user_id, new_session));
     END IF;

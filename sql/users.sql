@@ -76,6 +76,17 @@ BEGIN
 END
 $$;
 
+-- Refuses an email address auth.users would not take, or that is no address (22023).
+CREATE FUNCTION auth_internal.check_email(email text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF email IS NULL OR email !~ '^[^@\s]+@[^@\s]+$' OR length(email) > 254 THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
 -- Creates a user and returns its id. The role defaults to pg_auth.user_role.
 CREATE FUNCTION auth.register(
     email    text,
@@ -89,9 +100,7 @@ AS $$
 DECLARE
     new_id uuid;
 BEGIN
-    IF register.email IS NULL OR register.email !~ '^[^@\s]+@[^@\s]+$' OR length(register.email) > 254 THEN
-        RAISE EXCEPTION 'invalid email address' USING ERRCODE = '22023';
-    END IF;
+    PERFORM auth_internal.check_email(register.email);
     PERFORM auth_internal.check_new_password(register.password);
     INSERT INTO auth.users (email, username, password_hash, role, metadata)
     VALUES (register.email, register.username, auth_internal.hash_password(register.password),
